@@ -1,0 +1,1 @@
+"""Landslide segmentation models, losses, streaming metrics, Grad-CAM and model bundles (torch only)."""

@@ -1,0 +1,1 @@
+"""I/O and orchestration for lsmap: storage, rasters, chips, training, mapping, scans and the CLI."""

@@ -1,0 +1,127 @@
+"""``lsmap map``: a landslide probability mosaic over a whole region."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "map",
+        help="map landslide probability over an RGB mosaic and a DEM",
+        description=(
+            "Stream an RGB mosaic and a DEM (Zarr or GeoTIFF/COG, local or s3://) through a model "
+            "bundle with Ray Data and write a georeferenced probability mosaic (Zarr v3) to --out. "
+            "Reruns resume: only units without a marker are computed."
+        ),
+    )
+    parser.add_argument(
+        "--model", required=True, help="model bundle, or the run directory of `lsmap train`"
+    )
+    parser.add_argument(
+        "--rgb", required=True, help="RGB mosaic URI (.tif or .zarr, local or s3://)"
+    )
+    parser.add_argument(
+        "--dem", required=True, help="DEM URI; any CRS and resolution covering the RGB"
+    )
+    parser.add_argument("--out", required=True, help="output directory URI (local or s3://)")
+    parser.add_argument("--workers", type=int, default=1, help="inference actors (default 1)")
+    parser.add_argument(
+        "--cpus-per-worker", type=int, default=1, help="CPU threads per actor (default 1)"
+    )
+    parser.add_argument(
+        "--gpus-per-worker", type=float, default=0, help="GPUs per actor; >0 runs on CUDA with bf16"
+    )
+    parser.add_argument(
+        "--batch-size", type=int, default=16, help="tiles per forward pass (default 16)"
+    )
+    parser.add_argument(
+        "--overlap", type=int, default=None, help="tile overlap in pixels (default: tile/4)"
+    )
+    parser.add_argument(
+        "--chunk",
+        type=int,
+        default=1024,
+        help="output chunk = work unit size in pixels (default 1024)",
+    )
+    parser.add_argument(
+        "--bbox",
+        type=float,
+        nargs=4,
+        metavar=("MINX", "MINY", "MAXX", "MAXY"),
+        help="area of interest",
+    )
+    parser.add_argument(
+        "--bbox-crs",
+        default=None,
+        help="CRS of --bbox (default: the RGB mosaic's CRS), e.g. EPSG:4326",
+    )
+    parser.add_argument(
+        "--native-resolution",
+        action="store_true",
+        help="keep the RGB's resolution instead of resampling to the model's",
+    )
+    parser.add_argument(
+        "--dtype",
+        choices=["uint8", "float32"],
+        default="uint8",
+        help="stored probability type (default uint8: 0-254, 255 nodata)",
+    )
+    parser.add_argument(
+        "--no-resume", dest="resume", action="store_false", help="recompute every unit"
+    )
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace a different run found in --out"
+    )
+    parser.add_argument(
+        "--cog", action="store_true", help="also write probability.tif, a Cloud-Optimized GeoTIFF"
+    )
+    parser.add_argument(
+        "--polygons",
+        action="store_true",
+        help="also write polygons.geojson (probability over the bundle's threshold)",
+    )
+    parser.add_argument(
+        "--no-quicklook", dest="quicklook", action="store_false", help="skip quicklook.png"
+    )
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from pipelines.mapping import map_region
+
+    manifest = map_region(
+        args.model,
+        args.rgb,
+        args.dem,
+        args.out,
+        workers=args.workers,
+        cpus_per_worker=args.cpus_per_worker,
+        gpus_per_worker=args.gpus_per_worker,
+        batch_size=args.batch_size,
+        overlap=args.overlap,
+        chunk=args.chunk,
+        bbox=tuple(args.bbox) if args.bbox else None,
+        bbox_crs=args.bbox_crs,
+        resample_to_model=not args.native_resolution,
+        dtype=args.dtype,
+        resume=args.resume,
+        overwrite=args.overwrite,
+        cog=args.cog,
+        polygons=args.polygons,
+        quicklook=args.quicklook,
+        progress=not args.quiet,
+    )
+    print(
+        json.dumps(
+            {
+                "status": manifest["status"],
+                "units": manifest["units"],
+                "outputs": manifest["outputs"],
+            },
+            indent=2,
+        )
+    )
+    return 0

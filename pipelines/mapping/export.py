@@ -1,0 +1,201 @@
+"""Exports built from a finished probability store, chunk by chunk (memory stays bounded):
+a Cloud-Optimized GeoTIFF, landslide polygons and a quicklook PNG."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+
+import numpy as np
+import xarray as xr
+
+from pipelines import storage
+from pipelines.mapping import output
+from pipelines.raster import Grid
+
+
+def open_probability(layout: output.OutputLayout, decode: bool = False) -> xr.DataArray:
+    """The stored probability mosaic, lazily; raw stored values unless ``decode``."""
+    store = storage.zarr_store(layout.zarr, read_only=True)
+    dataset = xr.open_zarr(store, consolidated=False, mask_and_scale=decode, decode_coords="all")
+    return dataset[output.VARIABLE]
+
+
+def _chunks(array: xr.DataArray, chunk: int) -> Iterator[tuple[int, int, np.ndarray]]:
+    height, width = array.shape
+    for row in range(0, height, chunk):
+        for col in range(0, width, chunk):
+            yield row, col, array[row : row + chunk, col : col + chunk].values
+
+
+def _upload(local_path: str, uri: str) -> None:
+    with open(local_path, "rb") as f:
+        storage.write_bytes(uri, f.read())
+
+
+def write_cog(
+    layout: output.OutputLayout, grid: Grid, chunk: int, name: str = "probability.tif"
+) -> str:
+    """A COG (512 px tiles, averaged overviews, deflate + predictor) from the finished Zarr.
+
+    GDAL's COG driver needs a complete dataset, so chunks go into a tiled GeoTIFF first.
+    """
+    import rasterio
+    import rasterio.shutil
+
+    probability = open_probability(layout)
+    dtype = str(probability.dtype)
+    nodata = output.NODATA_UINT8 if dtype == "uint8" else float("nan")
+    profile = {
+        "driver": "GTiff",
+        "height": grid.height,
+        "width": grid.width,
+        "count": 1,
+        "dtype": dtype,
+        "crs": grid.crs,
+        "transform": grid.transform,
+        "nodata": nodata,
+        "tiled": True,
+        "blockxsize": 512,
+        "blockysize": 512,
+        "compress": "deflate",
+        "BIGTIFF": "IF_SAFER",
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        staging, final = os.path.join(tmp, "staging.tif"), os.path.join(tmp, name)
+        with rasterio.open(staging, "w", **profile) as dst:
+            dst.set_band_description(1, "landslide probability")
+            if dtype == "uint8":
+                dst.update_tags(1, scale=str(1 / output.UINT8_SCALE), offset="0")
+            for row, col, block in _chunks(probability, chunk):
+                window = rasterio.windows.Window(col, row, block.shape[1], block.shape[0])
+                dst.write(block, 1, window=window)
+        rasterio.shutil.copy(
+            staging,
+            final,
+            driver="COG",
+            BLOCKSIZE=512,
+            COMPRESS="DEFLATE",
+            PREDICTOR="2" if dtype == "uint8" else "3",
+            OVERVIEW_RESAMPLING="AVERAGE",
+            STATISTICS="YES",
+            BIGTIFF="IF_SAFER",
+        )
+        uri = layout.file(name)
+        _upload(final, uri)
+    return uri
+
+
+def write_polygons(
+    layout: output.OutputLayout,
+    grid: Grid,
+    chunk: int,
+    threshold: float,
+    name: str = "polygons.geojson",
+) -> str:
+    """Landslide polygons (probability >= threshold), merged across chunk borders, with area and
+    mean/max probability, as GeoJSON in the output CRS."""
+    import rasterio.features
+    import shapely
+    from scipy import ndimage
+
+    probability = open_probability(layout, decode=True)
+    pixel_area = abs(grid.transform.a * grid.transform.e)
+    pieces: list[dict] = []
+    for row, col, block in _chunks(probability, chunk):
+        mask = np.nan_to_num(block, nan=0.0) >= threshold
+        if not mask.any():
+            continue
+        labels, count = ndimage.label(mask)
+        index = np.arange(1, count + 1)
+        sums = ndimage.sum_labels(block, labels, index)
+        maxima = ndimage.maximum(block, labels, index)
+        pixels = ndimage.sum_labels(mask, labels, index)
+        transform = grid.window(row, col, *block.shape).transform
+        for geometry, label in rasterio.features.shapes(
+            labels.astype(np.int32), mask=mask, transform=transform
+        ):
+            i = int(label) - 1
+            pieces.append(
+                {
+                    "geometry": shapely.geometry.shape(geometry),
+                    "sum": float(sums[i]),
+                    "max": float(maxima[i]),
+                    "pixels": int(pixels[i]),
+                }
+            )
+    features = [_feature(group, pixel_area) for group in _merge_touching(pieces)]
+    features.sort(key=lambda f: -f["properties"]["area_m2"])
+    for number, feature in enumerate(features, start=1):
+        feature["properties"] = {"id": number, **feature["properties"]}
+    collection = {
+        "type": "FeatureCollection",
+        "crs": {"type": "name", "properties": {"name": grid.crs.to_string()}},
+        "features": features,
+    }
+    uri = layout.file(name)
+    storage.write_bytes(uri, json.dumps(collection).encode())
+    return uri
+
+
+def _merge_touching(pieces: list[dict]) -> list[list[dict]]:
+    """Group pieces that share an edge (a landslide cut by chunk borders)."""
+    import shapely
+
+    parent = list(range(len(pieces)))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    geometries = [piece["geometry"] for piece in pieces]
+    tree = shapely.STRtree(geometries)
+    for i, j in zip(*tree.query(geometries, predicate="touches"), strict=True):
+        if i < j and geometries[i].intersection(geometries[j]).length > 0:
+            parent[find(i)] = find(j)
+    groups: dict[int, list[dict]] = {}
+    for i, piece in enumerate(pieces):
+        groups.setdefault(find(i), []).append(piece)
+    return list(groups.values())
+
+
+def _feature(group: list[dict], pixel_area: float) -> dict:
+    import shapely
+
+    geometry = shapely.union_all([piece["geometry"] for piece in group])
+    pixels = sum(piece["pixels"] for piece in group)
+    return {
+        "type": "Feature",
+        "geometry": shapely.geometry.mapping(geometry),
+        "properties": {
+            "area_m2": pixels * pixel_area,
+            "prob_mean": sum(piece["sum"] for piece in group) / pixels,
+            "prob_max": max(piece["max"] for piece in group),
+        },
+    }
+
+
+def write_quicklook(
+    layout: output.OutputLayout, grid: Grid, max_size: int = 1024, name: str = "quicklook.png"
+) -> str:
+    """A PNG of the whole region's probability (decimated read), coloured, nodata transparent."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import colormaps
+    from PIL import Image
+
+    step = max(1, -(-max(grid.height, grid.width) // max_size))
+    probability = open_probability(layout, decode=True)[::step, ::step].values
+    rgba = (colormaps["inferno"](np.nan_to_num(probability)) * 255).astype(np.uint8)
+    rgba[..., 3] = np.where(np.isfinite(probability), 255, 0)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, name)
+        Image.fromarray(rgba, mode="RGBA").save(path)
+        uri = layout.file(name)
+        _upload(path, uri)
+    return uri

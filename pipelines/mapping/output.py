@@ -1,0 +1,140 @@
+"""The output of a map run and who writes what.
+
+```
+OUT/
+  probability.zarr   Zarr v3: ``probability`` (y, x), CF georeferencing (``spatial_ref``)
+  units/<i>.json     one marker per finished unit (written after its chunk)
+  manifest.json      run identity, parameters, unit counts, timings; ``status`` is ``complete``
+                     only after every unit is written and exports are done
+```
+The driver creates the store and its metadata once, before any unit runs, and writes the manifest;
+each unit writes exactly its own chunk and then its marker. Nobody writes both.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import dask.array
+import numpy as np
+import xarray as xr
+import zarr
+
+from pipelines import storage
+from pipelines.errors import LsmapError
+from pipelines.raster import Grid
+
+VARIABLE = "probability"
+NODATA_UINT8 = 255
+# uint8 probabilities: p -> round(p * 254); 255 is nodata. xarray decodes them back to [0, 1].
+UINT8_SCALE = 254
+
+
+@dataclass(frozen=True)
+class OutputLayout:
+    """Where each part of a run's output lives under ``root``."""
+
+    root: str
+
+    @property
+    def zarr(self) -> str:
+        return storage.join(self.root, "probability.zarr")
+
+    @property
+    def manifest(self) -> str:
+        return storage.join(self.root, "manifest.json")
+
+    @property
+    def units(self) -> str:
+        return storage.join(self.root, "units")
+
+    def marker(self, index: int) -> str:
+        return storage.join(self.units, f"{index}.json")
+
+    def file(self, name: str) -> str:
+        return storage.join(self.root, name)
+
+
+def encode(probability: np.ndarray, valid: np.ndarray, dtype: str) -> np.ndarray:
+    """Probabilities in [0, 1] to the stored dtype, nodata where ``valid`` is False."""
+    if dtype == "uint8":
+        encoded = np.rint(np.clip(probability, 0.0, 1.0) * UINT8_SCALE).astype(np.uint8)
+        encoded[~valid] = NODATA_UINT8
+        return encoded
+    encoded = probability.astype(np.float32, copy=True)
+    encoded[~valid] = np.nan
+    return encoded
+
+
+def create_store(layout: OutputLayout, grid: Grid, chunk: int, dtype: str, run: dict) -> None:
+    """Create the empty probability store with its georeferencing and the run's identity."""
+    if dtype not in ("uint8", "float32"):
+        raise LsmapError(f"output dtype must be uint8 or float32, got {dtype!r}")
+    template = xr.DataArray(
+        dask.array.full((grid.height, grid.width), np.nan, dtype=np.float32, chunks=chunk),
+        dims=("y", "x"),
+        coords=_pixel_centres(grid),
+        name=VARIABLE,
+        attrs={"long_name": "landslide probability", "units": "1"},
+    )
+    template = template.rio.write_crs(grid.crs).rio.write_transform(grid.transform)
+    template.rio.write_nodata(np.nan, encoded=False, inplace=True)
+    encoding: dict[str, Any] = {"chunks": (chunk, chunk)}
+    if dtype == "uint8":
+        encoding |= {"dtype": "uint8", "scale_factor": 1 / UINT8_SCALE, "_FillValue": NODATA_UINT8}
+    else:
+        encoding |= {"dtype": "float32", "_FillValue": np.nan}
+    dataset = template.to_dataset()
+    dataset.attrs = {"lsmap_run": json.dumps(run, sort_keys=True), "lsmap_status": "running"}
+    dataset[VARIABLE].encoding = encoding
+    store = storage.zarr_store(layout.zarr, read_only=False)
+    dataset.to_zarr(store, mode="w", compute=False, zarr_format=3, consolidated=False)
+
+
+def _pixel_centres(grid: Grid) -> dict[str, np.ndarray]:
+    t = grid.transform
+    return {
+        "y": t.f + (np.arange(grid.height) + 0.5) * t.e,
+        "x": t.c + (np.arange(grid.width) + 0.5) * t.a,
+    }
+
+
+def stored_run(layout: OutputLayout) -> dict | None:
+    """The run identity recorded in an existing store, or None when there is no store."""
+    if not storage.exists(storage.join(layout.zarr, "zarr.json")):
+        return None
+    group = zarr.open_group(storage.zarr_store(layout.zarr, read_only=True), mode="r")
+    recorded = group.attrs.get("lsmap_run")
+    return json.loads(recorded) if recorded else {}
+
+
+def set_status(layout: OutputLayout, status: str) -> None:
+    """Record the run's status in the store's attributes (driver only)."""
+    group = zarr.open_group(storage.zarr_store(layout.zarr, read_only=False), mode="r+")
+    group.attrs["lsmap_status"] = status
+
+
+def open_array(layout: OutputLayout) -> zarr.Array:
+    """The probability array, for a unit to write its chunk into."""
+    group = zarr.open_group(storage.zarr_store(layout.zarr, read_only=False), mode="r+")
+    return group[VARIABLE]
+
+
+def finished_units(layout: OutputLayout) -> set[int]:
+    """Indices of units whose marker exists."""
+    if not storage.exists(layout.units):
+        return set()
+    names = (uri.rstrip("/").rsplit("/", 1)[-1] for uri in storage.listdir(layout.units))
+    return {int(name[: -len(".json")]) for name in names if name.endswith(".json")}
+
+
+def write_manifest(layout: OutputLayout, manifest: dict) -> None:
+    text = json.dumps(manifest, indent=2, sort_keys=True)
+    storage.write_bytes(layout.manifest, storage.redact(text).encode())
+
+
+def write_marker(layout: OutputLayout, index: int, stats: dict) -> None:
+    """Mark a unit finished; written only after its chunk is."""
+    storage.write_bytes(layout.marker(index), json.dumps(stats, sort_keys=True).encode())

@@ -1,0 +1,198 @@
+"""``map_region``: RGB mosaic + DEM -> georeferenced landslide probability mosaic, with Ray Data.
+
+Stages, top to bottom: plan units -> read + warp + stack + normalise (CPU tasks) -> tile, infer,
+blend (actor pool, model loaded once per actor) -> write one chunk + marker (tasks) -> finalize
+(driver: status, manifest, exports).
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import time
+from dataclasses import asdict
+
+from tqdm import tqdm
+
+from pipelines import storage
+from pipelines.bundles import load_bundle, resolve_bundle_uri
+from pipelines.errors import InputError, LsmapError
+from pipelines.mapping import export, output
+from pipelines.mapping.plan import MapPlan, TileLayout, output_grid
+from pipelines.mapping.stages import InferUnits, MapSpec, read_unit, write_unit
+from pipelines.raster import Grid, open_mosaic
+from pipelines.ray_runtime import init_ray
+
+
+def map_region(
+    model: str,
+    rgb: str,
+    dem: str,
+    out: str,
+    *,
+    workers: int = 1,
+    cpus_per_worker: int = 1,
+    gpus_per_worker: float = 0,
+    batch_size: int = 16,
+    overlap: int | None = None,
+    chunk: int = 1024,
+    bbox: tuple[float, float, float, float] | None = None,
+    bbox_crs: str | None = None,
+    resample_to_model: bool = True,
+    dtype: str = "uint8",
+    resume: bool = True,
+    overwrite: bool = False,
+    cog: bool = False,
+    polygons: bool = False,
+    quicklook: bool = True,
+    progress: bool = True,
+) -> dict:
+    """Map landslide probability over the RGB mosaic (or ``bbox`` of it) into ``out``.
+
+    Returns the run manifest. Reruns with the same inputs, model and parameters compute only the
+    units that have no marker yet; a different run in ``out`` is refused unless ``overwrite``.
+    """
+    started = time.perf_counter()
+    bundle = load_bundle(model)
+    rgb_mosaic, dem_mosaic = open_mosaic(rgb), open_mosaic(dem)
+    _check_inputs(rgb, rgb_mosaic, dem, dem_mosaic)
+    source = Grid.from_dataarray(rgb_mosaic)
+    grid = output_grid(
+        source, bundle.resolution_m if resample_to_model else None, bbox=bbox, bbox_crs=bbox_crs
+    )
+    layout = TileLayout(bundle.tile_size, bundle.tile_size // 4 if overlap is None else overlap)
+    plan = MapPlan(grid, chunk, layout)
+    spec = MapSpec(
+        rgb=rgb,
+        dem=dem,
+        model=resolve_bundle_uri(model),
+        out=out,
+        plan=plan,
+        norm_mean=tuple(bundle.norm_mean),
+        norm_std=tuple(bundle.norm_std),
+        batch_size=batch_size,
+        device="cuda" if gpus_per_worker else "cpu",
+        threads=cpus_per_worker,
+        mixed_precision=bool(gpus_per_worker),
+        dtype=dtype,
+    )
+    run = _run_identity(spec, bundle.to_bytes())
+    done = _prepare_output(spec, run, resume=resume, overwrite=overwrite)
+    todo = [index for index in range(len(plan)) if index not in done]
+
+    manifest = {
+        "status": "running",
+        "run": run,
+        "started_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "parameters": {
+            "workers": workers,
+            "cpus_per_worker": cpus_per_worker,
+            "gpus_per_worker": gpus_per_worker,
+            "batch_size": batch_size,
+        },
+        "units": {"total": len(plan), "already_done": len(done), "to_compute": len(todo)},
+    }
+    output.write_manifest(spec.layout, manifest)
+    stats = _execute(spec, todo, workers, cpus_per_worker, gpus_per_worker, progress)
+
+    manifest["outputs"] = {"probability": spec.layout.zarr}
+    if cog:
+        manifest["outputs"]["cog"] = export.write_cog(spec.layout, grid, chunk)
+    if polygons:
+        threshold = bundle.threshold
+        manifest["outputs"]["polygons"] = export.write_polygons(spec.layout, grid, chunk, threshold)
+    if quicklook:
+        manifest["outputs"]["quicklook"] = export.write_quicklook(spec.layout, grid)
+    output.set_status(spec.layout, "complete")
+    manifest["status"] = "complete"
+    manifest["units"] |= {
+        "computed": len(stats),
+        "nodata_only": sum(1 for s in stats if s["valid_pixels"] == 0),
+    }
+    manifest["timings_s"] = {
+        "total": round(time.perf_counter() - started, 3),
+        **{key: round(sum(s[key] for s in stats), 3) for key in ("read_s", "infer_s", "write_s")},
+    }
+    output.write_manifest(spec.layout, manifest)
+    return manifest
+
+
+def _check_inputs(rgb_uri, rgb, dem_uri, dem) -> None:
+    if rgb.sizes["band"] < 3:
+        raise InputError(
+            f"{rgb_uri}: expected an RGB mosaic with 3 bands, found {rgb.sizes['band']}"
+        )
+    if dem.sizes["band"] != 1:
+        raise InputError(f"{dem_uri}: expected a single-band DEM, found {dem.sizes['band']} bands")
+
+
+def _run_identity(spec: MapSpec, bundle_bytes: bytes) -> dict:
+    """What makes two runs the same run: a rerun may resume only if this is unchanged."""
+    grid = spec.plan.grid
+    return {
+        "model_sha256": hashlib.sha256(bundle_bytes).hexdigest(),
+        "rgb": spec.rgb,
+        "dem": spec.dem,
+        "crs": grid.crs.to_string(),
+        "transform": list(grid.transform)[:6],
+        "shape": [grid.height, grid.width],
+        "chunk": spec.plan.chunk,
+        "layout": asdict(spec.plan.layout),
+        "dtype": spec.dtype,
+    }
+
+
+def _prepare_output(spec: MapSpec, run: dict, *, resume: bool, overwrite: bool) -> set[int]:
+    """Create the store, or find what an earlier identical run already finished."""
+    layout = spec.layout
+    existing = output.stored_run(layout)
+    if existing is not None and not overwrite:
+        if existing != run:
+            raise LsmapError(
+                f"{storage.redact(spec.out)} already holds a different run (other model, inputs or "
+                "parameters); choose another --out or pass --overwrite"
+            )
+        if resume:
+            return output.finished_units(layout)
+    if storage.exists(layout.units):  # markers of a run being replaced
+        storage.remove(layout.units, recursive=True)
+    output.create_store(layout, spec.plan.grid, spec.plan.chunk, spec.dtype, run)
+    return set()
+
+
+def _execute(
+    spec: MapSpec,
+    todo: list[int],
+    workers: int,
+    cpus_per_worker: int,
+    gpus_per_worker: float,
+    progress: bool,
+) -> list[dict]:
+    """Run the Ray Data pipeline over the units in ``todo``; returns their stats."""
+    if not todo:
+        return []
+    import ray
+
+    init_ray()
+    units = ray.data.from_items([{"unit": index} for index in todo], override_num_blocks=len(todo))
+    predicted = units.map(read_unit, fn_kwargs={"spec": spec}).map_batches(
+        InferUnits,
+        fn_constructor_kwargs={"spec": spec},
+        batch_size=1,
+        num_cpus=cpus_per_worker,
+        num_gpus=gpus_per_worker,
+        compute=ray.data.ActorPoolStrategy(size=workers, max_tasks_in_flight_per_actor=2),
+    )
+    written = predicted.map(write_unit, fn_kwargs={"spec": spec})
+
+    stats = []
+    pixels = 0
+    started = time.perf_counter()
+    with tqdm(total=len(todo), unit="unit", desc="mapping", disable=not progress) as bar:
+        for row in written.iter_rows():
+            stats.append(row)
+            pixels += row["pixels"]
+            rate = pixels / max(time.perf_counter() - started, 1e-9)
+            bar.set_postfix_str(f"{rate / 1e6:.2f} Mpx/s", refresh=False)
+            bar.update()
+    return stats
