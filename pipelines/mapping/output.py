@@ -80,7 +80,6 @@ def create_store(layout: OutputLayout, grid: Grid, chunk: int, dtype: str, run: 
         attrs={"long_name": "landslide probability", "units": "1"},
     )
     template = template.rio.write_crs(grid.crs).rio.write_transform(grid.transform)
-    template.rio.write_nodata(np.nan, encoded=False, inplace=True)
     encoding: dict[str, Any] = {"chunks": (chunk, chunk)}
     if dtype == "uint8":
         encoding |= {"dtype": "uint8", "scale_factor": 1 / UINT8_SCALE, "_FillValue": NODATA_UINT8}

@@ -164,7 +164,7 @@ def output_grid(
     if bbox_crs is not None:
         minx, miny, maxx, maxy = transform_bounds(CRS.from_user_input(bbox_crs), grid.crs, *bbox)
     inverse = ~grid.transform
-    cols, rows = zip(*(inverse * (x, y) for x in (minx, maxx) for y in (miny, maxy)), strict=True)
+    cols, rows = zip(*(inverse @ (x, y) for x in (minx, maxx) for y in (miny, maxy)), strict=True)
     row0, row1 = max(0, math.floor(min(rows))), min(grid.height, math.ceil(max(rows)))
     col0, col1 = max(0, math.floor(min(cols))), min(grid.width, math.ceil(max(cols)))
     if row0 >= row1 or col0 >= col1:

@@ -61,7 +61,7 @@ def test_read_grid_is_georeferenced_from_the_unit():
     read = plan.read_grid(unit)
     assert read.crs == GRID.crs
     assert (read.height, read.width) == unit.read[2:]
-    assert read.transform * (0, 0) == GRID.transform * (unit.read[1], unit.read[0])
+    assert read.transform @ (0, 0) == GRID.transform @ (unit.read[1], unit.read[0])
 
 
 def test_bad_layouts_are_explained():
