@@ -1,0 +1,75 @@
+"""Shared by the benchmark scripts: peak memory of a process tree, and BENCHMARKS.md records."""
+
+from __future__ import annotations
+
+import datetime
+import os
+import platform
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import psutil
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCHMARKS = ROOT / "BENCHMARKS.md"
+
+
+def tree_memory(pid: int) -> int:
+    """Proportional set size (bytes) of a process and all its descendants: shared pages (Ray's
+    object store, libraries) are split between sharers instead of counted once per process."""
+    total = 0
+    try:
+        root = psutil.Process(pid)
+        processes = [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return 0
+    for process in processes:
+        try:
+            total += process.memory_full_info().pss
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            pass
+    return total
+
+
+def run_measured(command: list[str], env: dict[str, str] | None = None, interval: float = 0.25) -> tuple[float, int]:
+    """Run ``command``; return its wall seconds and the peak memory of its process tree."""
+    started = time.perf_counter()
+    process = subprocess.Popen(command, env={**os.environ, **(env or {})})
+    peak = 0
+    stop = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        while not stop.is_set():
+            peak = max(peak, tree_memory(process.pid))
+            stop.wait(interval)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    code = process.wait()
+    stop.set()
+    sampler.join()
+    if code:
+        raise SystemExit(f"{' '.join(command)} failed with exit code {code}")
+    return time.perf_counter() - started, peak
+
+
+def machine() -> str:
+    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB, Python {platform.python_version()}"
+
+
+def record(title: str, table: str, notes: str = "") -> None:
+    """Print a result table and append it, with the command, machine and date, to BENCHMARKS.md."""
+    command = " ".join(["python", *[os.path.relpath(sys.argv[0], ROOT), *sys.argv[1:]]])
+    today = datetime.date.today().isoformat()
+    section = f"\n## {title}\n\n`{command}` on {today} ({machine()})\n\n{table}\n"
+    if notes:
+        section += f"\n{notes}\n"
+    print(section)
+    if not BENCHMARKS.exists():
+        BENCHMARKS.write_text("# Benchmarks\n\nEvery section is appended by a script in `bench/`; re-run it to check.\n")
+    with BENCHMARKS.open("a") as f:
+        f.write(section)
