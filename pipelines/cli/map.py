@@ -75,6 +75,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--overwrite", action="store_true", help="replace a different run found in --out"
     )
     parser.add_argument(
+        "--tolerate-read-errors",
+        action="store_true",
+        help="map around unreadable (corrupt) parts of the inputs as nodata; listed in manifest.json",
+    )
+    parser.add_argument(
+        "--dem-nodata",
+        type=float,
+        default=None,
+        help="declare the DEM's nodata value when its file does not (e.g. 0 outside the survey)",
+    )
+    parser.add_argument(
         "--cog", action="store_true", help="also write probability.tif, a Cloud-Optimized GeoTIFF"
     )
     parser.add_argument(
@@ -109,6 +120,8 @@ def run(args: argparse.Namespace) -> int:
         dtype=args.dtype,
         resume=args.resume,
         overwrite=args.overwrite,
+        tolerate_read_errors=args.tolerate_read_errors,
+        dem_nodata=args.dem_nodata,
         cog=args.cog,
         polygons=args.polygons,
         quicklook=args.quicklook,

@@ -10,10 +10,12 @@ from __future__ import annotations
 import datetime
 import hashlib
 import time
+import warnings
 from dataclasses import asdict
 
 from tqdm import tqdm
 
+from lsmodel.bundle import ModelBundle
 from pipelines import storage
 from pipelines.bundles import load_bundle, resolve_bundle_uri
 from pipelines.errors import InputError, LsmapError
@@ -42,6 +44,8 @@ def map_region(
     dtype: str = "uint8",
     resume: bool = True,
     overwrite: bool = False,
+    tolerate_read_errors: bool = False,
+    dem_nodata: float | None = None,
     cog: bool = False,
     polygons: bool = False,
     quicklook: bool = True,
@@ -55,11 +59,12 @@ def map_region(
     started = time.perf_counter()
     bundle = load_bundle(model)
     rgb_mosaic, dem_mosaic = open_mosaic(rgb), open_mosaic(dem)
-    _check_inputs(rgb, rgb_mosaic, dem, dem_mosaic)
+    _check_inputs(bundle, rgb, rgb_mosaic, dem, dem_mosaic)
     source = Grid.from_dataarray(rgb_mosaic)
     grid = output_grid(
         source, bundle.resolution_m if resample_to_model else None, bbox=bbox, bbox_crs=bbox_crs
     )
+    dem_coverage = _dem_coverage(grid, dem, dem_mosaic)
     layout = TileLayout(bundle.tile_size, bundle.tile_size // 4 if overlap is None else overlap)
     plan = MapPlan(grid, chunk, layout)
     spec = MapSpec(
@@ -75,6 +80,8 @@ def map_region(
         threads=cpus_per_worker,
         mixed_precision=bool(gpus_per_worker),
         dtype=dtype,
+        tolerate_read_errors=tolerate_read_errors,
+        dem_nodata=dem_nodata,
     )
     run = _run_identity(spec, bundle.to_bytes())
     done = _prepare_output(spec, run, resume=resume, overwrite=overwrite)
@@ -91,9 +98,20 @@ def map_region(
             "batch_size": batch_size,
         },
         "units": {"total": len(plan), "already_done": len(done), "to_compute": len(todo)},
+        "dem_coverage": round(dem_coverage, 4),
     }
     output.write_manifest(spec.layout, manifest)
     stats = _execute(spec, todo, workers, cpus_per_worker, gpus_per_worker, progress)
+    if (
+        len(done) + len(stats) == len(plan)
+        and not done
+        and all(s["valid_pixels"] == 0 for s in stats)
+    ):
+        raise InputError(
+            f"no valid input anywhere in the area to map: {storage.redact(rgb)} and "
+            f"{storage.redact(dem)} are nodata everywhere they overlap; the output stays "
+            "marked incomplete"
+        )
 
     manifest["outputs"] = {"probability": spec.layout.zarr}
     if cog:
@@ -109,6 +127,9 @@ def map_region(
         "computed": len(stats),
         "nodata_only": sum(1 for s in stats if s["valid_pixels"] == 0),
     }
+    manifest["unreadable_units"] = [
+        {"unit": s["unit"], "error": s["error"]} for s in stats if s["error"]
+    ]
     manifest["timings_s"] = {
         "total": round(time.perf_counter() - started, 3),
         **{key: round(sum(s[key] for s in stats), 3) for key in ("read_s", "infer_s", "write_s")},
@@ -117,13 +138,55 @@ def map_region(
     return manifest
 
 
-def _check_inputs(rgb_uri, rgb, dem_uri, dem) -> None:
-    if rgb.sizes["band"] < 3:
+MAPPER_BANDS = ["red", "green", "blue", "elevation"]
+
+
+def _check_inputs(bundle: ModelBundle, rgb_uri: str, rgb, dem_uri: str, dem) -> None:
+    """Refuse inputs the model would silently misread."""
+    if bundle.bands != MAPPER_BANDS:
         raise InputError(
-            f"{rgb_uri}: expected an RGB mosaic with 3 bands, found {rgb.sizes['band']}"
+            f"model bundle expects bands {bundle.bands}; the mapper provides {MAPPER_BANDS}"
+        )
+    name = storage.redact(rgb_uri)
+    if rgb.sizes["band"] != 3:
+        raise InputError(f"{name}: expected an RGB mosaic with 3 bands, found {rgb.sizes['band']}")
+    if rgb.dtype != "uint8":
+        raise InputError(
+            f"{name}: RGB is {rgb.dtype}, but lsmap models learn from 8-bit RGB; convert it to "
+            "8-bit first (e.g. gdal_translate -ot Byte -scale MIN MAX 0 255) so values mean what "
+            "the model learned"
         )
     if dem.sizes["band"] != 1:
-        raise InputError(f"{dem_uri}: expected a single-band DEM, found {dem.sizes['band']} bands")
+        raise InputError(
+            f"{storage.redact(dem_uri)}: expected a single-band DEM, found {dem.sizes['band']} bands"
+        )
+
+
+def _dem_coverage(grid: Grid, dem_uri: str, dem) -> float:
+    """Fraction of the output grid's area that the DEM covers; refuses no overlap at all."""
+    from rasterio.warp import transform_bounds
+
+    dem_grid = Grid.from_dataarray(dem)
+    left, bottom, right, top = transform_bounds(
+        dem_grid.crs, grid.crs, *dem_grid.bounds, densify_pts=21
+    )
+    g_left, g_bottom, g_right, g_top = grid.bounds
+    width = max(0.0, min(right, g_right) - max(left, g_left))
+    height = max(0.0, min(top, g_top) - max(bottom, g_bottom))
+    coverage = width * height / ((g_right - g_left) * (g_top - g_bottom))
+    if coverage == 0:
+        raise InputError(
+            f"{storage.redact(dem_uri)} does not overlap the area to map: the DEM covers "
+            f"({left:.1f}, {bottom:.1f}, {right:.1f}, {top:.1f}) and the RGB "
+            f"({g_left:.1f}, {g_bottom:.1f}, {g_right:.1f}, {g_top:.1f}) in {grid.crs}"
+        )
+    if coverage < 0.999:
+        warnings.warn(
+            f"the DEM covers {coverage:.1%} of the area to map; pixels without elevation are "
+            "written as nodata",
+            stacklevel=3,
+        )
+    return coverage
 
 
 def _run_identity(spec: MapSpec, bundle_bytes: bytes) -> dict:
@@ -190,6 +253,11 @@ def _execute(
     started = time.perf_counter()
     with tqdm(total=len(todo), unit="unit", desc="mapping", disable=not progress) as bar:
         for row in written.iter_rows():
+            if not row["written"]:
+                raise InputError(
+                    f"{row['error']}. Pass --tolerate-read-errors to map around unreadable "
+                    "parts as nodata"
+                )
             stats.append(row)
             pixels += row["pixels"]
             rate = pixels / max(time.perf_counter() - started, 1e-9)

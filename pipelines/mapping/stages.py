@@ -14,10 +14,11 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from pipelines import storage
 from pipelines.chips import normalize
 from pipelines.mapping import output
-from pipelines.mapping.plan import MapPlan
-from pipelines.raster import open_mosaic, read_window
+from pipelines.mapping.plan import MapPlan, Unit
+from pipelines.raster import Grid, open_mosaic, read_window
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,8 @@ class MapSpec:
     threads: int
     mixed_precision: bool
     dtype: str
+    tolerate_read_errors: bool = False
+    dem_nodata: float | None = None
 
     @property
     def layout(self) -> output.OutputLayout:
@@ -43,9 +46,11 @@ class MapSpec:
 
 
 @functools.lru_cache(maxsize=8)
-def _mosaic(uri: str) -> xr.DataArray:
-    # Worker processes are reused across tasks: open each mosaic once per process.
-    return open_mosaic(uri)
+def _mosaic(uri: str, nodata: float | None = None) -> xr.DataArray:
+    # Worker processes are reused across tasks: open each mosaic once per process. No dask: a
+    # window read then touches only the store chunks (GDAL blocks) under that window.
+    mosaic = open_mosaic(uri, chunks=None)
+    return mosaic if nodata is None else mosaic.rio.write_nodata(nodata)
 
 
 @functools.lru_cache(maxsize=2)
@@ -53,21 +58,47 @@ def _output_array(out: str):
     return output.open_array(output.OutputLayout(out))
 
 
+class _Unreadable(Exception):
+    """An input window that cannot be read; the message is the user-facing explanation."""
+
+
+def _read(uri: str, grid: Grid, unit: Unit, nodata: float | None = None) -> np.ndarray:
+    try:
+        return read_window(_mosaic(uri, nodata), grid)
+    except Exception as err:
+        row, col, height, width = unit.read
+        raise _Unreadable(
+            f"{storage.redact(uri)}: cannot read the window of unit {unit.index} (output rows "
+            f"{row}:{row + height}, columns {col}:{col + width}): {err}"
+        ) from err
+
+
 def read_unit(row: dict[str, Any], spec: MapSpec) -> dict[str, Any]:
-    """Read a unit's window plus halo from the RGB, warp the DEM onto it, stack and normalise."""
+    """Read a unit's window plus halo from the RGB, warp the DEM onto it, stack and normalise.
+
+    An unreadable input is reported in the row, not raised (Ray would wrap the exception beyond
+    recognition): the driver fails naming the file, or, when the user tolerates read errors, the
+    unit is mapped as nodata and its marker says why.
+    """
     start = time.perf_counter()
     unit = spec.plan.unit(int(row["unit"]))
     grid = spec.plan.read_grid(unit)
-    rgb = read_window(_mosaic(spec.rgb), grid)[:3]
-    dem = read_window(_mosaic(spec.dem), grid, resampling="bilinear")[:1]
-    stack = np.concatenate([rgb, dem])
+    error = ""
+    try:
+        stack = np.concatenate(
+            [_read(spec.rgb, grid, unit), _read(spec.dem, grid, unit, spec.dem_nodata)]
+        )
+    except _Unreadable as err:
+        error = str(err)
+        stack = np.full((4, grid.height, grid.width), np.nan, dtype=np.float32)
     valid = np.isfinite(stack).all(axis=0)
     window = normalize(np.where(valid, stack, 0.0), spec.norm_mean, spec.norm_std)
     window[:, ~valid] = 0.0  # nodata reads as the training mean; it is masked in the output
     return {
         "unit": unit.index,
-        "window": window.astype(np.float32, copy=False),
+        "window": window,
         "valid": valid[unit.chunk_in_read],
+        "error": error,
         "read_s": time.perf_counter() - start,
     }
 
@@ -108,15 +139,20 @@ class InferUnits:
             "unit": batch["unit"],
             "probability": probabilities,
             "valid": batch["valid"],
+            "error": batch["error"],
             "read_s": batch["read_s"],
             "infer_s": np.asarray(seconds),
         }
 
 
 def write_unit(row: dict[str, Any], spec: MapSpec) -> dict[str, Any]:
-    """Write the unit's chunk (exactly one chunk), then its marker."""
+    """Write the unit's chunk (exactly one chunk), then its marker. A unit whose input could not
+    be read is written (as nodata) only when the user tolerates read errors."""
     start = time.perf_counter()
     unit = spec.plan.unit(int(row["unit"]))
+    error = str(row["error"])
+    if error and not spec.tolerate_read_errors:
+        return {"unit": unit.index, "error": error, "written": False}
     valid = np.asarray(row["valid"], dtype=bool)
     encoded = output.encode(np.asarray(row["probability"]), valid, spec.dtype)
     top, left, height, width = unit.chunk
@@ -125,9 +161,10 @@ def write_unit(row: dict[str, Any], spec: MapSpec) -> dict[str, Any]:
         "unit": unit.index,
         "valid_pixels": int(valid.sum()),
         "pixels": height * width,
+        "error": error,
         "read_s": float(row["read_s"]),
         "infer_s": float(row["infer_s"]),
     }
     stats["write_s"] = time.perf_counter() - start
     output.write_marker(spec.layout, unit.index, stats)
-    return stats
+    return {**stats, "written": True}
