@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -70,7 +71,7 @@ def _stored(out: str) -> np.ndarray:
 def _chunk_bytes(out: str) -> dict[str, bytes]:
     root = os.path.join(out, "probability.zarr", "probability", "c")
     return {
-        os.path.relpath(os.path.join(d, f), root): open(os.path.join(d, f), "rb").read()
+        os.path.relpath(os.path.join(d, f), root): Path(d, f).read_bytes()
         for d, _, files in os.walk(root)
         for f in files
     }
@@ -150,7 +151,7 @@ def test_killed_run_resumes_to_the_same_bytes(
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
     finished_before = len(os.listdir(units))
-    assert json.load(open(os.path.join(out, "manifest.json")))["status"] == "running"
+    assert json.loads(Path(out, "manifest.json").read_text())["status"] == "running"
 
     manifest = map_region(
         unet_bundle, str(region / "rgb.tif"), str(region / "dem.tif"), out, chunk=96, progress=False
