@@ -40,6 +40,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--overlap", type=int, default=None, help="tile overlap in pixels (default: tile/4)"
     )
     parser.add_argument(
+        "--blend",
+        choices=["ramp", "crop"],
+        default="ramp",
+        help="combine overlapping tiles by cross-fading (ramp, default) or by keeping each tile's "
+        "centre (crop: fastest, no tile computed twice when --chunk is a multiple of tile - overlap)",
+    )
+    parser.add_argument(
         "--chunk",
         type=int,
         default=1024,
@@ -113,6 +120,7 @@ def run(args: argparse.Namespace) -> int:
         gpus_per_worker=args.gpus_per_worker,
         batch_size=args.batch_size,
         overlap=args.overlap,
+        blend=args.blend,
         chunk=args.chunk,
         bbox=tuple(args.bbox) if args.bbox else None,
         bbox_crs=args.bbox_crs,

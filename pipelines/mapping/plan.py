@@ -16,13 +16,23 @@ import numpy as np
 from pipelines.errors import LsmapError
 from pipelines.raster import Grid
 
+BLENDS = ("ramp", "crop")
+
 
 @dataclass(frozen=True)
 class TileLayout:
-    """Model-size tiles with ``overlap`` pixels shared between neighbours along each axis."""
+    """Model-size tiles with ``overlap`` pixels shared between neighbours along each axis.
+
+    ``blend`` says how overlapping predictions combine. ``ramp`` cross-fades them (every pixel of
+    a tile counts, with linear ramps over the overlap). ``crop`` keeps only each tile's centre
+    (``stride`` pixels, half an overlap of context on every side), as U-Net's overlap-tile strategy
+    does: each pixel comes from exactly one tile, and when the chunk size is a multiple of the stride
+    no tile is computed twice by neighbouring units.
+    """
 
     tile: int
     overlap: int
+    blend: str = "ramp"
 
     def __post_init__(self) -> None:
         if self.tile <= 0:
@@ -32,6 +42,8 @@ class TileLayout:
                 f"tile overlap must be at least 0 and smaller than the tile ({self.tile}), "
                 f"got {self.overlap}"
             )
+        if self.blend not in BLENDS:
+            raise LsmapError(f"blend must be one of {', '.join(BLENDS)}, got {self.blend!r}")
 
     @property
     def stride(self) -> int:
@@ -40,28 +52,40 @@ class TileLayout:
     @property
     def origin(self) -> int:
         """Grid offset of tile 0: half an overlap before the grid, so the scene's first pixels are
-        blended like any others instead of sitting on a tile's faded border alone."""
+        predicted with context on both sides like any others."""
         return -(self.overlap // 2)
+
+    @property
+    def support(self) -> tuple[int, int]:
+        """The pixels [start, stop) of a tile whose prediction is used (weight > 0)."""
+        if self.blend == "crop":
+            return self.overlap // 2, self.overlap // 2 + self.stride
+        return 0, self.tile
 
     def count(self, length: int) -> int:
         """Tiles needed along an axis of ``length`` pixels."""
-        return max(1, math.ceil((length - self.origin - self.tile) / self.stride) + 1)
+        return max(1, (length - 1 - self.origin - self.support[0]) // self.stride + 1)
 
     def tiles_touching(self, start: int, stop: int, length: int) -> tuple[int, int]:
-        """Index range [first, last] of tiles along an axis of ``length`` overlapping [start, stop)."""
-        first = (start - self.origin - self.tile) // self.stride + 1
-        last = -(-(stop - self.origin) // self.stride) - 1
+        """Index range [first, last] of the tiles, along an axis of ``length`` pixels, whose
+        support overlaps [start, stop)."""
+        low, high = self.support
+        first = (start - self.origin - high) // self.stride + 1
+        last = -(-(stop - self.origin - low) // self.stride) - 1
         return max(first, 0), min(last, self.count(length) - 1)
 
     def weights(self) -> np.ndarray:
         """Blend weights of one tile, (tile, tile) float32.
 
-        Linear ramps over the overlap: in a region shared by two tiles one fades out exactly as the
-        other fades in (the weights sum to one), so the blend is a cross-fade with no visible seam.
-        Every weight is positive, so pixels near the scene edge are still defined.
+        ``ramp``: linear ramps over the overlap; where two tiles share pixels one fades out exactly
+        as the other fades in (the weights sum to one), so the blend is a cross-fade with no
+        visible seam. Every weight is positive, so pixels near the scene edge are still defined.
+        ``crop``: one inside the support, zero outside.
         """
-        if self.overlap == 0:
-            ramp = np.ones(self.tile, dtype=np.float64)
+        low, high = self.support
+        if self.blend == "crop" or self.overlap == 0:
+            ramp = np.zeros(self.tile, dtype=np.float64)
+            ramp[low:high] = 1.0
         else:
             t = np.arange(self.tile, dtype=np.float64) + 0.5
             ramp = np.minimum(1.0, np.minimum(t, self.tile - t) / self.overlap)
@@ -73,10 +97,10 @@ class Unit:
     """One work unit: one output chunk, and the window (chunk plus halo) it reads."""
 
     index: int
-    chunk: tuple[int, int, int, int]  # row, col, height, width of the chunk in the output grid
-    read: tuple[
-        int, int, int, int
-    ]  # row, col, height, width of the read window (may leave the grid)
+    # row, col, height, width of the chunk in the output grid
+    chunk: tuple[int, int, int, int]
+    # row, col, height, width of the read window (may leave the grid)
+    read: tuple[int, int, int, int]
 
     @property
     def chunk_in_read(self) -> tuple[slice, slice]:

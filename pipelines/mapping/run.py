@@ -37,6 +37,7 @@ def map_region(
     gpus_per_worker: float = 0,
     batch_size: int = 16,
     overlap: int | None = None,
+    blend: str = "ramp",
     chunk: int = 1024,
     bbox: tuple[float, float, float, float] | None = None,
     bbox_crs: str | None = None,
@@ -65,7 +66,9 @@ def map_region(
         source, bundle.resolution_m if resample_to_model else None, bbox=bbox, bbox_crs=bbox_crs
     )
     dem_coverage = _dem_coverage(grid, dem, dem_mosaic)
-    layout = TileLayout(bundle.tile_size, bundle.tile_size // 4 if overlap is None else overlap)
+    layout = TileLayout(
+        bundle.tile_size, bundle.tile_size // 4 if overlap is None else overlap, blend
+    )
     plan = MapPlan(grid, chunk, layout)
     spec = MapSpec(
         rgb=rgb,

@@ -77,13 +77,16 @@ def _chunk_bytes(out: str) -> dict[str, bytes]:
     }
 
 
-def test_mosaic_equals_the_model_on_the_whole_scene(region, tmp_path):
+@pytest.mark.parametrize("blend", ["ramp", "crop"])
+def test_mosaic_equals_the_model_on_the_whole_scene(region, tmp_path, blend):
     """No seams: with a model whose output does not depend on tile position, tiling, halos and
     blending over chunks that divide neither the scene nor the tile grid change nothing."""
     model_uri = _bundle("pixel", tmp_path / "pixel")
     out = str(tmp_path / "map")
     rgb, dem = str(region / "rgb.tif"), str(region / "dem.tif")
-    map_region(model_uri, rgb, dem, out, chunk=100, overlap=8, dtype="float32", progress=False)
+    map_region(
+        model_uri, rgb, dem, out, chunk=100, overlap=8, blend=blend, dtype="float32", progress=False
+    )
 
     mapped = open_probability(OutputLayout(out), decode=True)
     grid = Grid.from_dataarray(mapped)

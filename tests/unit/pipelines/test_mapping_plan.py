@@ -9,17 +9,33 @@ from pipelines.errors import LsmapError
 from pipelines.mapping.plan import MapPlan, TileLayout, output_grid
 from pipelines.raster import Grid
 
-GRID = Grid(crs=CRS.from_epsg(32648), transform=Affine(1, 0, 500_000, 0, -1, 3_000_000), height=300, width=430)
+GRID = Grid(
+    crs=CRS.from_epsg(32648),
+    transform=Affine(1, 0, 500_000, 0, -1, 3_000_000),
+    height=300,
+    width=430,
+)
 
 
 def _tiles_covering(layout: TileLayout, pixel: int, length: int) -> list[int]:
+    low, high = layout.support
     starts = [layout.origin + k * layout.stride for k in range(layout.count(length))]
-    return [k for k, s in enumerate(starts) if s <= pixel < s + layout.tile]
+    return [k for k, s in enumerate(starts) if s + low <= pixel < s + high]
 
 
-@pytest.mark.parametrize("tile,overlap", [(32, 8), (32, 0), (64, 16), (64, 31)])
-def test_every_pixel_is_covered_and_units_read_all_its_tiles(tile, overlap):
-    layout = TileLayout(tile, overlap)
+LAYOUTS = [
+    (32, 8, "ramp"),
+    (32, 0, "ramp"),
+    (64, 16, "ramp"),
+    (64, 31, "ramp"),
+    (32, 8, "crop"),
+    (64, 31, "crop"),
+]
+
+
+@pytest.mark.parametrize("tile,overlap,blend", LAYOUTS)
+def test_every_pixel_is_covered_and_units_read_all_its_tiles(tile, overlap, blend):
+    layout = TileLayout(tile, overlap, blend)
     plan = MapPlan(GRID, chunk=100, layout=layout)  # 100 divides neither the scene nor the stride
     for index in range(len(plan)):
         unit = plan.unit(index)
@@ -32,6 +48,8 @@ def test_every_pixel_is_covered_and_units_read_all_its_tiles(tile, overlap):
             for pixel in range(axis_start, axis_start + axis_len):
                 covering = _tiles_covering(layout, pixel, length)
                 assert covering, f"pixel {pixel} not covered"
+                if blend == "crop":
+                    assert len(covering) == 1
                 for k in covering:  # every tile covering a chunk pixel lies inside the read
                     start = layout.origin + k * layout.stride
                     assert read_start <= start and start + tile <= read_start + read_len
@@ -53,6 +71,17 @@ def test_blend_weights_cross_fade_to_one_where_tiles_overlap():
     shared = ramp[layout.stride :] + ramp[: layout.overlap]
     assert np.allclose(shared, ramp[16])
     assert (layout.weights() > 0).all()
+
+
+def test_crop_blend_computes_no_tile_twice_when_chunks_are_whole_strides():
+    layout = TileLayout(32, 8, "crop")
+    plan = MapPlan(GRID, chunk=4 * layout.stride, layout=layout)
+    tiles_read = 0
+    for index in range(len(plan)):
+        _, _, height, width = plan.unit(index).read
+        tiles_read += ((height - 32) // layout.stride + 1) * ((width - 32) // layout.stride + 1)
+    assert tiles_read == layout.count(GRID.height) * layout.count(GRID.width)
+    assert layout.weights().sum() == layout.stride**2
 
 
 def test_read_grid_is_georeferenced_from_the_unit():
