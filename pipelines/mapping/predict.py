@@ -1,8 +1,8 @@
 """Tile a unit's window, run the model in fixed-size batches, and blend tiles back into one map.
 
-Every forward pass has the same shape (the last batch is padded), and tiles are blended with
-``fold`` whose per-pixel summation order depends only on where a pixel sits in its tiles, never on
-which unit it belongs to: a unit's output is a function of its inputs alone.
+A unit's tiles are always cut into the same batches, and tiles are blended with ``fold``, whose
+per-pixel summation order depends only on where a pixel sits in its tiles: a unit's output is a
+function of its inputs alone, whichever actor computes it.
 """
 
 from __future__ import annotations
@@ -59,7 +59,8 @@ class TilePredictor:
 
     def _predict(self, batch: torch.Tensor) -> torch.Tensor:
         count = batch.shape[0]
-        if count < self.batch_size:  # pad: every forward pass sees the same shape
+        if count < self.batch_size and self.device.type == "cuda":
+            # One shape for every forward pass, so cuDNN plans once; on CPU padding only costs.
             padding = batch.new_zeros((self.batch_size - count, *batch.shape[1:]))
             batch = torch.cat([batch, padding])
         batch = batch.contiguous(memory_format=torch.channels_last)
