@@ -1,0 +1,186 @@
+"""The settings of one training run: a typed dataclass, a YAML file and command-line overrides.
+
+``TrainConfig`` is the single list of keys. A YAML file holds any of them (``batch_size`` or
+``batch-size``); flags given on the command line override the file; what neither gives takes the
+paper's protocol (Adam, learning rate 1e-5, batch 2, 50 epochs, dropout 0.5, 128 px chips).
+"""
+
+from __future__ import annotations
+
+import math
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from pipelines.errors import InputError
+
+# What a rerun into an existing --out may change; anything else would mix two different runs.
+RESUMABLE_KEYS = frozenset({"epochs", "workers", "gpu"})
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainConfig:
+    """One training run. ``data`` is a Bijie-layout chip directory, ``out`` a local or s3:// URI.
+
+    ``split_fractions`` (train, val, test) and ``seed`` fix the split, the initial weights and the
+    shuffling; ``resolution_m`` is the chips' ground resolution when known (kept in the bundle).
+    """
+
+    data: str
+    out: str
+    arch: str = "unet"
+    loss: str = "bce"
+    epochs: int = 50
+    workers: int = 1
+    batch_size: int = 2
+    lr: float = 1e-5
+    seed: int = 0
+    gpu: bool = False
+    size: int = 128
+    base_width: int = 32
+    depth: int = 4
+    dropout: float = 0.5
+    resolution_m: float | None = None
+    threshold: float = 0.5
+    split_fractions: tuple[float, float, float] = (0.64, 0.16, 0.20)
+
+    def __post_init__(self) -> None:
+        from lsmodel.losses import build_loss
+        from lsmodel.models import ARCHITECTURES
+
+        problems = []
+        if self.arch not in ARCHITECTURES:
+            problems.append(f"arch {self.arch!r} is not one of {', '.join(ARCHITECTURES)}")
+        try:
+            build_loss(self.loss)
+        except ValueError as err:
+            problems.append(f"loss {self.loss!r}: {err}")
+        for name in ("epochs", "workers", "batch_size", "base_width", "depth"):
+            if getattr(self, name) < 1:
+                problems.append(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            problems.append(f"lr must be > 0, got {self.lr}")
+        if self.depth >= 1 and (self.size < 1 or self.size % 2**self.depth):
+            problems.append(
+                f"size {self.size} must be a positive multiple of 2**depth = {2**self.depth}"
+            )
+        if not 0.0 <= self.dropout < 1.0:
+            problems.append(f"dropout must be in [0, 1), got {self.dropout}")
+        if not 0.0 <= self.threshold <= 1.0:
+            problems.append(f"threshold must be in [0, 1], got {self.threshold}")
+        if self.resolution_m is not None and not self.resolution_m > 0:
+            problems.append(f"resolution_m must be > 0, got {self.resolution_m}")
+        fractions = self.split_fractions
+        if (
+            len(fractions) != 3
+            or min(fractions) < 0
+            or abs(sum(fractions) - 1) > 1e-6
+            or not fractions[0] > 0
+            or not fractions[1] > 0
+        ):
+            problems.append(
+                f"split_fractions must be (train, val, test) >= 0 summing to 1 with train and "
+                f"val > 0, got {list(fractions)}"
+            )
+        if problems:
+            raise InputError("invalid training settings: " + "; ".join(problems))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The settings as JSON values (``split_fractions`` as a list)."""
+        values = asdict(self)
+        values["split_fractions"] = list(self.split_fractions)
+        return values
+
+    @classmethod
+    def from_sources(
+        cls,
+        file: str | Path | None = None,
+        overrides: Mapping[str, Any] | None = None,
+    ) -> TrainConfig:
+        """Settings from a YAML ``file`` (optional), then ``overrides`` (e.g. explicit flags).
+
+        Keys of ``overrides`` whose value is None are treated as not given.
+        """
+        values = load_config_file(file) if file is not None else {}
+        source = str(file) if file is not None else "command line"
+        given = {key: value for key, value in (overrides or {}).items() if value is not None}
+        values.update(_coerce_all(given, "command line"))
+        missing = [name for name in ("data", "out") if name not in values]
+        if missing:
+            raise InputError(
+                f"{source}: missing {' and '.join(missing)} (give --{missing[0]} or put "
+                f"'{missing[0]}' in the --config file)"
+            )
+        return cls(**values)
+
+
+def config_keys() -> list[str]:
+    """Every key a config file may hold, in declaration order."""
+    return [f.name for f in fields(TrainConfig)]
+
+
+def load_config_file(path: str | Path) -> dict[str, Any]:
+    """The typed settings in a YAML mapping; unknown keys and wrong types are InputErrors."""
+    import yaml
+
+    path = Path(path)
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as err:
+        raise InputError(f"config file {path}: cannot read it ({err})") from err
+    except yaml.YAMLError as err:
+        raise InputError(f"config file {path}: not valid YAML ({err})") from err
+    if document is None:
+        return {}
+    if not isinstance(document, dict):
+        raise InputError(f"config file {path}: expected a mapping of keys to values")
+    values = {str(key).replace("-", "_"): value for key, value in document.items()}
+    unknown = sorted(set(values) - set(config_keys()))
+    if unknown:
+        raise InputError(
+            f"config file {path}: unknown key(s) {', '.join(unknown)}; "
+            f"valid keys: {', '.join(config_keys())}"
+        )
+    return _coerce_all(values, f"config file {path}")
+
+
+def _coerce_all(values: Mapping[str, Any], source: str) -> dict[str, Any]:
+    hints = typing.get_type_hints(TrainConfig)
+    unknown = sorted(set(values) - set(hints))
+    if unknown:
+        raise InputError(f"{source}: unknown setting(s) {', '.join(unknown)}")
+    return {key: _coerce(key, hints[key], value, source) for key, value in values.items()}
+
+
+def _coerce(key: str, hint: Any, value: Any, source: str) -> Any:
+    """``value`` as type ``hint``, accepting what YAML makes of it (``1e-5`` is a string there)."""
+    if isinstance(hint, types.UnionType) and type(None) in typing.get_args(hint):
+        if value is None:
+            return None
+        (hint,) = [arg for arg in typing.get_args(hint) if arg is not type(None)]
+    try:
+        if hint is bool:
+            if isinstance(value, bool):
+                return value
+        elif hint is int:
+            if isinstance(value, int) and not isinstance(value, bool):
+                return value
+        elif hint is float:
+            if not isinstance(value, bool) and isinstance(value, (int, float, str)):
+                return float(value)
+        elif hint is str:
+            if isinstance(value, (str, Path)):
+                return str(value)
+        elif typing.get_origin(hint) is tuple and isinstance(value, (list, tuple)):
+            items = typing.get_args(hint)
+            if len(value) == len(items):
+                return tuple(
+                    _coerce(key, item, v, source) for item, v in zip(items, value, strict=True)
+                )
+    except ValueError:
+        pass
+    expected = getattr(hint, "__name__", str(hint))
+    raise InputError(f"{source}: {key} must be {expected}, got {value!r}")

@@ -1,0 +1,246 @@
+"""Driving a training run: split and measure the chips, run Ray Train, write the outputs.
+
+Ray Train keeps its checkpoints under ``<out>/ray/train``; running again with the same ``--out``
+resumes after the last checkpointed epoch (Ray Train V2 restores a run from its ``RunConfig``
+name and storage path). The driver prints one progress line per epoch, sent by rank 0 through a
+Ray queue because worker output does not reach the driver.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import torch
+
+from lsmodel.bundle import ModelBundle
+from pipelines import storage
+from pipelines.chips import ChipRecord
+from pipelines.errors import InputError, LsmapError
+from pipelines.evaluate import bundle_dataset, score_model
+from pipelines.training.config import RESUMABLE_KEYS, TrainConfig
+from pipelines.training.data import TrainingStats, load_splits
+from pipelines.training.outputs import make_bundle, metrics_document, write_outputs
+from pipelines.training.worker import TrainState, WorkerInputs, train_worker
+
+RUN_NAME = "train"
+CONFIG_NAME = "config.json"
+
+
+@dataclass
+class TrainResult:
+    """A finished run: final state (history, best epoch), best bundle, test metrics, output URIs."""
+
+    state: TrainState
+    bundle: ModelBundle
+    test_metrics: dict[str, float] | None
+    paths: dict[str, str]
+
+
+def ray_storage(out: str) -> tuple[str, Any]:
+    """``RunConfig`` storage for a run under ``out``: ``(storage_path, storage_filesystem)``.
+
+    Local: an absolute path and no filesystem. S3: a pyarrow ``S3FileSystem`` built from the
+    AWS variables of this process (``AWS_ENDPOINT_URL`` for a custom endpoint), pickled to the
+    workers with the run, so they reach the same endpoint whatever their own environment.
+    """
+    base = storage.join(out, "ray")
+    if not storage.is_remote(out):
+        path = base[len("file://") :] if base.lower().startswith("file://") else base
+        return os.path.abspath(path), None
+    import pyarrow.fs
+
+    env = os.environ
+    options: dict[str, Any] = {}
+    endpoint = env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL")
+    if endpoint:
+        parts = urlsplit(endpoint)
+        options["endpoint_override"] = parts.netloc or parts.path
+        options["scheme"] = parts.scheme or "https"
+    region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION")
+    if region:
+        options["region"] = region
+    if env.get("AWS_ACCESS_KEY_ID") and env.get("AWS_SECRET_ACCESS_KEY"):
+        options["access_key"] = env["AWS_ACCESS_KEY_ID"]
+        options["secret_key"] = env["AWS_SECRET_ACCESS_KEY"]
+        options["session_token"] = env.get("AWS_SESSION_TOKEN")
+    return base.split("://", 1)[1], pyarrow.fs.S3FileSystem(**options)
+
+
+def check_resumable(config: TrainConfig, resuming: bool) -> None:
+    """Record the run's settings in ``<out>/config.json``; a resumed run must keep them.
+
+    Only ``RESUMABLE_KEYS`` may change between a checkpointed run and its continuation.
+    """
+    uri = storage.join(config.out, CONFIG_NAME)
+    current = config.to_dict()
+    if resuming and storage.exists(uri):
+        previous = storage.read_json(uri)
+        changed = {
+            key: (previous.get(key), value)
+            for key, value in current.items()
+            if key not in RESUMABLE_KEYS and previous.get(key) != value
+        }
+        if changed:
+            details = ", ".join(f"{k}: {old!r} -> {new!r}" for k, (old, new) in changed.items())
+            raise InputError(
+                f"{config.out} holds a run with other settings ({details}); rerun with the "
+                f"same settings to resume (only {', '.join(sorted(RESUMABLE_KEYS))} may "
+                "change) or choose another --out"
+            )
+    storage.write_json(uri, current)
+
+
+def format_progress(entry: dict[str, Any], epochs: int) -> str:
+    """One line per epoch: epoch, training and validation loss, validation mIoU, seconds."""
+    return (
+        f"epoch {entry['epoch']:>3}/{epochs}  train loss {entry['train_loss']:.4f}  "
+        f"val loss {entry['val_loss']:.4f}  val mIoU {entry['val_miou']:.4f}  "
+        f"{entry['seconds']:.1f} s"
+    )
+
+
+def _relay(queue: Any, stop: threading.Event, emit: Callable[[str], None], epochs: int) -> None:
+    from ray.util.queue import Empty
+
+    while True:
+        try:
+            item = queue.get(timeout=0.5)
+        except Empty:
+            if stop.is_set():
+                return
+            continue
+        if "resumed_after" in item:
+            emit(f"resuming after epoch {item['resumed_after']} (from its checkpoint)")
+        else:
+            emit(format_progress(item, epochs))
+
+
+def train(config: TrainConfig, progress: Callable[[str], None] | None = print) -> TrainResult:
+    """Train with Ray Train on ``config.workers`` workers and write the outputs to ``config.out``.
+
+    Joins the Ray cluster of this process (or starts a local one). Reruns with the same ``out``
+    resume; a run that already has ``config.epochs`` epochs only rewrites its outputs. Prints a
+    line per epoch through ``progress`` (None: silent).
+    """
+    from pipelines.ray_runtime import init_ray
+
+    config = _absolute_data(config)
+    splits = load_splits(config.data, config.seed, config.split_fractions)
+    counts = {name: len(records) for name, records in splits.items()}
+    if not splits["val"]:
+        raise InputError(f"{config.data}: the validation split is empty ({counts}); add chips")
+    stats = TrainingStats.measure(splits["train"], config.size)
+    if "wce" in config.loss.lower() and not 0 < stats.positive_fraction < 1:
+        raise InputError(
+            f"{config.data}: loss wce needs landslide and background pixels in training"
+        )
+
+    init_ray()
+    state = latest_state(config.out)
+    check_resumable(config, resuming=state is not None)
+    if state is not None and state.epoch >= config.epochs:
+        if progress is not None:
+            progress(f"{config.out} already holds {state.epoch} epoch(s); writing its outputs")
+    else:
+        _check_capacity(config)
+        state = _fit(config, WorkerInputs(config, splits["train"], splits["val"], stats), progress)
+    bundle, test_metrics = _best_bundle(config, state, stats, splits["test"])
+    metrics = metrics_document(config, state, stats, counts, test_metrics)
+    paths = write_outputs(config, state, bundle, metrics)
+    return TrainResult(state, bundle, test_metrics, paths)
+
+
+def latest_state(out: str) -> TrainState | None:
+    """The state in the last checkpoint Ray Train registered under ``out`` (None: none yet)."""
+    from ray.train import Result
+
+    path, filesystem = ray_storage(out)
+    try:
+        result = Result.from_path(f"{path}/{RUN_NAME}", storage_filesystem=filesystem)
+    except RuntimeError:  # no run folder, or no checkpoint record in it yet
+        return None
+    return TrainState.from_checkpoint(result.checkpoint) if result.checkpoint else None
+
+
+def _fit(
+    config: TrainConfig, inputs: WorkerInputs, progress: Callable[[str], None] | None
+) -> TrainState:
+    """Run (or resume) the Ray Train job; the state of its last checkpoint."""
+    import ray.train
+    from ray.train.torch import TorchConfig, TorchTrainer
+    from ray.util.queue import Queue
+
+    if progress is not None:
+        inputs.progress = Queue(actor_options={"num_cpus": 0})
+    storage_path, filesystem = ray_storage(config.out)
+    trainer = TorchTrainer(
+        train_worker,
+        train_loop_config={"inputs": inputs},
+        torch_config=TorchConfig(backend="nccl" if config.gpu else "gloo"),
+        scaling_config=ray.train.ScalingConfig(num_workers=config.workers, use_gpu=config.gpu),
+        run_config=ray.train.RunConfig(
+            name=RUN_NAME,
+            storage_path=storage_path,
+            storage_filesystem=filesystem,
+            checkpoint_config=ray.train.CheckpointConfig(num_to_keep=2),
+        ),
+    )
+    stop = threading.Event()
+    relay = None
+    if progress is not None:
+        relay = threading.Thread(
+            target=_relay, args=(inputs.progress, stop, progress, config.epochs), daemon=True
+        )
+        relay.start()
+    try:
+        result = trainer.fit()
+    except ray.train.TrainingFailedError as err:
+        raise LsmapError(f"training failed: {err}") from err
+    finally:
+        stop.set()
+        if relay is not None:
+            relay.join()
+            inputs.progress.shutdown()
+    if result.checkpoint is None:
+        raise LsmapError(f"training under {config.out} ended without a checkpoint")
+    return TrainState.from_checkpoint(result.checkpoint)
+
+
+def _best_bundle(
+    config: TrainConfig, state: TrainState, stats: TrainingStats, test: list[ChipRecord]
+) -> tuple[ModelBundle, dict[str, float] | None]:
+    """The best epoch's bundle with its test-split metrics (None without test chips)."""
+    bundle = make_bundle(config, state, stats, None)
+    if not test:
+        return bundle, None
+    device = "cuda" if config.gpu and torch.cuda.is_available() else "cpu"
+    scores = score_model(
+        bundle.build(), bundle_dataset(bundle, test), config.threshold, device=device
+    )
+    test_metrics = scores.compute()
+    return make_bundle(config, state, stats, test_metrics), test_metrics
+
+
+def _check_capacity(config: TrainConfig) -> None:
+    """Fail fast where Ray Train would wait forever: a local cluster too small for the workers."""
+    import ray
+
+    if os.environ.get("RAY_ADDRESS"):
+        return  # a remote cluster may grow to fit
+    kind = "GPU" if config.gpu else "CPU"
+    available = ray.cluster_resources().get(kind, 0)
+    if available < config.workers:
+        raise InputError(
+            f"{config.workers} worker(s) need {config.workers} {kind}(s) but the local Ray "
+            f"cluster has {available:g}; lower --workers or set RAY_ADDRESS to a larger cluster"
+        )
+
+
+def _absolute_data(config: TrainConfig) -> TrainConfig:
+    return replace(config, data=str(Path(config.data).resolve()))
