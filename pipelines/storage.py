@@ -94,6 +94,31 @@ def filesystem(uri: str, **storage_options: Any) -> tuple[fsspec.AbstractFileSys
     return fsspec.filesystem("file", **storage_options), _local_path(uri)
 
 
+def arrow_filesystem(uri: str) -> tuple[str, Any]:
+    """``(path, pyarrow filesystem or None)`` for libraries that take pyarrow filesystems (Ray
+    Train's ``RunConfig``). Local URIs give an absolute path and None; S3 gives a filesystem built
+    from the AWS variables of this process, which pickles to workers with its endpoint."""
+    if not is_remote(uri):
+        return os.path.abspath(_local_path(uri)), None
+    import pyarrow.fs
+
+    env = os.environ
+    options: dict[str, Any] = {}
+    endpoint = env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL")
+    if endpoint:
+        parts = urlsplit(endpoint)
+        options["endpoint_override"] = parts.netloc or parts.path
+        options["scheme"] = parts.scheme or "https"
+    region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION")
+    if region:
+        options["region"] = region
+    if env.get("AWS_ACCESS_KEY_ID") and env.get("AWS_SECRET_ACCESS_KEY"):
+        options["access_key"] = env["AWS_ACCESS_KEY_ID"]
+        options["secret_key"] = env["AWS_SECRET_ACCESS_KEY"]
+        options["session_token"] = env.get("AWS_SESSION_TOKEN")
+    return str(uri).split("://", 1)[1], pyarrow.fs.S3FileSystem(**options)
+
+
 def _endpoint() -> str:
     return os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or "AWS S3"
 

@@ -14,7 +14,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import torch
 
@@ -43,33 +42,8 @@ class TrainResult:
 
 
 def ray_storage(out: str) -> tuple[str, Any]:
-    """``RunConfig`` storage for a run under ``out``: ``(storage_path, storage_filesystem)``.
-
-    Local: an absolute path and no filesystem. S3: a pyarrow ``S3FileSystem`` built from the
-    AWS variables of this process (``AWS_ENDPOINT_URL`` for a custom endpoint), pickled to the
-    workers with the run, so they reach the same endpoint whatever their own environment.
-    """
-    base = storage.join(out, "ray")
-    if not storage.is_remote(out):
-        path = base[len("file://") :] if base.lower().startswith("file://") else base
-        return os.path.abspath(path), None
-    import pyarrow.fs
-
-    env = os.environ
-    options: dict[str, Any] = {}
-    endpoint = env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL")
-    if endpoint:
-        parts = urlsplit(endpoint)
-        options["endpoint_override"] = parts.netloc or parts.path
-        options["scheme"] = parts.scheme or "https"
-    region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION")
-    if region:
-        options["region"] = region
-    if env.get("AWS_ACCESS_KEY_ID") and env.get("AWS_SECRET_ACCESS_KEY"):
-        options["access_key"] = env["AWS_ACCESS_KEY_ID"]
-        options["secret_key"] = env["AWS_SECRET_ACCESS_KEY"]
-        options["session_token"] = env.get("AWS_SESSION_TOKEN")
-    return base.split("://", 1)[1], pyarrow.fs.S3FileSystem(**options)
+    """``RunConfig`` storage for a run under ``out``: ``(storage_path, storage_filesystem)``."""
+    return storage.arrow_filesystem(storage.join(out, "ray"))
 
 
 def check_resumable(config: TrainConfig, resuming: bool) -> None:
