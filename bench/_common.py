@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import os
 import platform
@@ -27,14 +28,14 @@ def tree_memory(pid: int) -> int:
     except psutil.NoSuchProcess:
         return 0
     for process in processes:
-        try:
+        with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
             total += process.memory_full_info().pss
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
-            pass
     return total
 
 
-def run_measured(command: list[str], env: dict[str, str] | None = None, interval: float = 0.25) -> tuple[float, int]:
+def run_measured(
+    command: list[str], env: dict[str, str] | None = None, interval: float = 0.25
+) -> tuple[float, int]:
     """Run ``command``; return its wall seconds and the peak memory of its process tree."""
     started = time.perf_counter()
     process = subprocess.Popen(command, env={**os.environ, **(env or {})})
@@ -70,6 +71,8 @@ def record(title: str, table: str, notes: str = "") -> None:
         section += f"\n{notes}\n"
     print(section)
     if not BENCHMARKS.exists():
-        BENCHMARKS.write_text("# Benchmarks\n\nEvery section is appended by a script in `bench/`; re-run it to check.\n")
+        BENCHMARKS.write_text(
+            "# Benchmarks\n\nEvery section is appended by a script in `bench/`; re-run it to check.\n"
+        )
     with BENCHMARKS.open("a") as f:
         f.write(section)

@@ -1,0 +1,83 @@
+"""The usual approach, as users write it with rasterio: a sequential window loop.
+
+Read each tile's RGB window and the DEM through a WarpedVRT onto the RGB grid, predict in batches,
+stitch the blended tiles into an in-memory mosaic, write one GeoTIFF. Same model, same tiles and
+the same ramp blending as ``lsmap map`` (so the same seam quality). This is the baseline that
+``map_efficiency.py`` measures against; it is not part of lsmap.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+import rasterio
+import torch
+from rasterio.enums import Resampling
+from rasterio.vrt import WarpedVRT
+from rasterio.windows import Window
+
+from pipelines.bundles import load_bundle
+from pipelines.chips import normalize
+from pipelines.mapping.plan import TileLayout
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--rgb", required=True)
+    parser.add_argument("--dem", required=True)
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--overlap", type=int, default=32)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+
+    torch.set_num_threads(args.threads)
+    bundle = load_bundle(args.model)
+    model = bundle.build().to(memory_format=torch.channels_last)
+    layout = TileLayout(bundle.tile_size, args.overlap)
+    tile, weights = layout.tile, layout.weights()
+
+    with rasterio.open(args.rgb) as rgb, rasterio.open(args.dem) as dem_src:
+        height, width = rgb.height, rgb.width
+        mosaic = np.zeros((height, width), np.float32)
+        total_weight = np.zeros((height, width), np.float32)
+        vrt_options = {"crs": rgb.crs, "transform": rgb.transform, "width": width, "height": height}
+        with WarpedVRT(dem_src, resampling=Resampling.bilinear, **vrt_options) as dem:
+            pending: list[tuple[int, int, np.ndarray]] = []
+
+            def flush() -> None:
+                x = torch.from_numpy(np.stack([p[2] for p in pending]))
+                with torch.inference_mode():
+                    probs = torch.sigmoid(model(x.contiguous(memory_format=torch.channels_last)))
+                for (row, col, _), prob in zip(pending, probs[:, 0].numpy(), strict=True):
+                    r0, c0 = max(row, 0), max(col, 0)
+                    r1, c1 = min(row + tile, height), min(col + tile, width)
+                    w = weights[r0 - row : r1 - row, c0 - col : c1 - col]
+                    mosaic[r0:r1, c0:c1] += prob[r0 - row : r1 - row, c0 - col : c1 - col] * w
+                    total_weight[r0:r1, c0:c1] += w
+                pending.clear()
+
+            for ky in range(layout.count(height)):
+                for kx in range(layout.count(width)):
+                    row, col = (
+                        layout.origin + ky * layout.stride,
+                        layout.origin + kx * layout.stride,
+                    )
+                    window = Window(col, row, tile, tile)
+                    image = rgb.read(window=window, boundless=True, fill_value=0).astype(np.float32)
+                    elevation = dem.read(window=window, boundless=True).astype(np.float32)
+                    stack = np.concatenate([image, elevation])
+                    pending.append((row, col, normalize(stack, bundle.norm_mean, bundle.norm_std)))
+                    if len(pending) == args.batch_size:
+                        flush()
+            if pending:
+                flush()
+        profile = rgb.profile | {"count": 1, "dtype": "float32", "nodata": None, "driver": "GTiff"}
+    with rasterio.open(args.out, "w", **profile) as dst:
+        dst.write(mosaic / total_weight, 1)
+
+
+if __name__ == "__main__":
+    main()
