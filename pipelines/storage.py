@@ -24,6 +24,9 @@ import fsspec
 from pipelines.errors import StorageError
 
 _SCHEMES = ("", "file", "s3")
+# mkstemp creates files readable by their owner only; written files get the usual permissions.
+_UMASK = os.umask(0)
+os.umask(_UMASK)
 
 
 def _scheme(uri: str) -> str:
@@ -185,6 +188,7 @@ def write_bytes(uri: str, data: bytes) -> None:
         )
         try:
             with os.fdopen(fd, "wb") as f:
+                os.fchmod(f.fileno(), 0o666 & ~_UMASK)
                 f.write(data)
                 f.flush()
                 os.fsync(f.fileno())

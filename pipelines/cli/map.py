@@ -37,7 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--batch-size", type=int, default=16, help="tiles per forward pass (default 16)"
     )
     parser.add_argument(
-        "--overlap", type=int, default=None, help="tile overlap in pixels (default: tile/4)"
+        "--overlap", type=int, default=None, help="tile overlap in pixels (default: half a tile)"
     )
     parser.add_argument(
         "--blend",

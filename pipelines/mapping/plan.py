@@ -77,9 +77,10 @@ class TileLayout:
     def weights(self) -> np.ndarray:
         """Blend weights of one tile, (tile, tile) float32.
 
-        ``ramp``: linear ramps over the overlap; where two tiles share pixels one fades out exactly
-        as the other fades in (the weights sum to one), so the blend is a cross-fade with no
-        visible seam. Every weight is positive, so pixels near the scene edge are still defined.
+        ``ramp``: sin² ramps over the overlap; where two tiles share pixels one fades out exactly
+        as the other fades in (sin² + cos² = 1), so the blend is a smooth cross-fade. A tile's
+        border, where zero padding inside the network distorts predictions, gets almost no weight.
+        Every weight is positive, so pixels near the scene edge are still defined.
         ``crop``: one inside the support, zero outside.
         """
         low, high = self.support
@@ -87,8 +88,8 @@ class TileLayout:
             ramp = np.zeros(self.tile, dtype=np.float64)
             ramp[low:high] = 1.0
         else:
-            t = np.arange(self.tile, dtype=np.float64) + 0.5
-            ramp = np.minimum(1.0, np.minimum(t, self.tile - t) / self.overlap)
+            edge_distance = np.minimum(np.arange(self.tile), np.arange(self.tile)[::-1]) + 0.5
+            ramp = np.sin(np.pi / 2 * np.minimum(1.0, edge_distance / self.overlap)) ** 2
         return np.outer(ramp, ramp).astype(np.float32)
 
 

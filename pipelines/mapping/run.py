@@ -67,7 +67,7 @@ def map_region(
     )
     dem_coverage = _dem_coverage(grid, dem, dem_mosaic)
     layout = TileLayout(
-        bundle.tile_size, bundle.tile_size // 4 if overlap is None else overlap, blend
+        bundle.tile_size, bundle.tile_size // 2 if overlap is None else overlap, blend
     )
     plan = MapPlan(grid, chunk, layout)
     spec = MapSpec(
