@@ -180,22 +180,46 @@ def _feature(group: list[dict], pixel_area: float) -> dict:
 
 
 def write_quicklook(
-    layout: output.OutputLayout, grid: Grid, max_size: int = 1024, name: str = "quicklook.png"
+    layout: output.OutputLayout,
+    grid: Grid,
+    chunk: int,
+    rgb: str,
+    max_size: int = 1024,
+    name: str = "quicklook.png",
 ) -> str:
-    """A PNG of the whole region's probability (decimated read), coloured, nodata transparent."""
+    """A PNG of the whole region: probability (inferno, transparent below 0.25, more opaque where
+    higher) over the RGB in grey, from a decimated read made chunk by chunk (memory stays bounded)."""
     import matplotlib
 
     matplotlib.use("Agg")
     from matplotlib import colormaps
     from PIL import Image
 
+    from pipelines.raster import open_mosaic, read_window
+
     step = max(1, -(-max(grid.height, grid.width) // max_size))
-    probability = open_probability(layout, decode=True)[::step, ::step].values
-    rgba = (colormaps["inferno"](np.nan_to_num(probability)) * 255).astype(np.uint8)
-    rgba[..., 3] = np.where(np.isfinite(probability), 255, 0)
+    probability = open_probability(layout, decode=True)
+    image = open_mosaic(rgb, chunks=None)
+    shape = (-(-grid.height // step), -(-grid.width // step))
+    small_probability = np.full(shape, np.nan, dtype=np.float32)
+    grey = np.zeros(shape, dtype=np.float32)
+    for row, col, block in _chunks(probability, chunk):
+        first_row, first_col = -row % step, -col % step  # pixels on the global decimation lattice
+        picked = block[first_row::step, first_col::step]
+        at = np.s_[(row + first_row) // step :, (col + first_col) // step :]
+        target = small_probability[at][: picked.shape[0], : picked.shape[1]]
+        target[...] = picked
+        window = grid.window(row, col, *block.shape)
+        colours = read_window(image, window)[:3, first_row::step, first_col::step]
+        grey[at][: picked.shape[0], : picked.shape[1]] = np.nan_to_num(colours.mean(axis=0)) / 255
+    heat = colormaps["inferno"](np.nan_to_num(small_probability))[..., :3]
+    # Low probabilities stay transparent so the landscape shows; likely landslides glow.
+    alpha = np.clip((np.nan_to_num(small_probability) - 0.25) / 0.5, 0.0, 0.85)[..., None]
+    composite = (1 - alpha) * grey[..., None] + alpha * heat
+    rgba = np.concatenate([composite, np.isfinite(small_probability)[..., None]], axis=-1)
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, name)
-        Image.fromarray(rgba, mode="RGBA").save(path)
+        Image.fromarray((rgba * 255).astype(np.uint8), mode="RGBA").save(path)
         uri = layout.file(name)
         _upload(path, uri)
     return uri

@@ -123,7 +123,7 @@ def map_region(
         threshold = bundle.threshold
         manifest["outputs"]["polygons"] = export.write_polygons(spec.layout, grid, chunk, threshold)
     if quicklook:
-        manifest["outputs"]["quicklook"] = export.write_quicklook(spec.layout, grid)
+        manifest["outputs"]["quicklook"] = export.write_quicklook(spec.layout, grid, chunk, rgb)
     output.set_status(spec.layout, "complete")
     manifest["status"] = "complete"
     manifest["units"] |= {
