@@ -1,0 +1,184 @@
+"""The settings of a study: one base training configuration and the grid of models and losses.
+
+A study config file is a training config file (any ``TrainConfig`` key, see ``lsmap train``)
+plus the grid keys, each a list of names:
+
+```yaml
+data: chips/
+out: s3://bucket/study
+epochs: 50
+archs: [unet, resunet, unetpp]                   # base models (Table 1 rows)
+losses: [bce, focal, dice, wce]                  # Table 1 columns
+attention: [unetpp_sa, unetpp_ca, unetpp_sa_ca]  # Table 3, trained with U-Net++'s best loss
+```
+
+``arch`` and ``loss`` are the grid's to set, so a study config may not hold them. What neither the
+file nor the flags give takes ``TrainConfig``'s defaults (the paper's protocol) and the paper's grid.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from pipelines.errors import InputError
+from pipelines.training.config import TrainConfig, _coerce_all, config_keys
+
+BASE_MODELS = ("unet", "resunet", "unetpp")
+ATTENTION_MODELS = ("unetpp_sa", "unetpp_ca", "unetpp_sa_ca")
+LOSSES = ("bce", "focal", "dice", "wce")
+# The paper adds attention to U-Net++ and compares it with plain U-Net++ at its best loss.
+ATTENTION_BASE = "unetpp"
+GRID_KEYS = ("archs", "losses", "attention")
+SET_BY_GRID = ("arch", "loss")
+RUNS_DIR = "runs"
+
+
+def run_name(arch: str, loss: str) -> str:
+    """The folder of one run under ``<out>/runs/``."""
+    return f"{arch}-{loss}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class StudyConfig:
+    """A study: ``base`` holds every training setting but ``arch`` and ``loss``, which the grid sets.
+
+    ``base.out`` is the study's output URI; each run writes under ``<out>/runs/<arch>-<loss>/``.
+    Phase 1 trains every ``archs`` x ``losses`` pair; phase 2 trains each ``attention`` model with
+    the loss that gave U-Net++ its best validation mIoU.
+    """
+
+    base: TrainConfig
+    archs: tuple[str, ...] = BASE_MODELS
+    losses: tuple[str, ...] = LOSSES
+    attention: tuple[str, ...] = ATTENTION_MODELS
+
+    def __post_init__(self) -> None:
+        problems = []
+        for key, allowed in (("archs", BASE_MODELS), ("attention", ATTENTION_MODELS)):
+            names = getattr(self, key)
+            unknown = [name for name in names if name not in allowed]
+            if unknown:
+                problems.append(f"{key} may hold {', '.join(allowed)}, not {', '.join(unknown)}")
+        for key in GRID_KEYS:
+            names = getattr(self, key)
+            if not names:
+                problems.append(f"{key} is empty")
+            if len(set(names)) != len(names):
+                problems.append(f"{key} repeats a name: {', '.join(names)}")
+        if ATTENTION_BASE not in self.archs:
+            problems.append(
+                f"archs must include {ATTENTION_BASE}: the attention models are compared with it "
+                "and trained with its best loss"
+            )
+        if not self.base.split_fractions[2] > 0:
+            problems.append(
+                "split_fractions leaves no test chips, and the tables report test metrics"
+            )
+        if problems:
+            raise InputError("invalid study settings: " + "; ".join(problems))
+        for loss in self.losses:  # TrainConfig names a bad loss (or a wce/size problem) clearly
+            self.run_config(self.archs[0], loss)
+
+    @property
+    def out(self) -> str:
+        return self.base.out
+
+    def run_config(self, arch: str, loss: str) -> TrainConfig:
+        """The training settings of one run of the grid."""
+        from pipelines import storage  # here, not at the top: `lsmap --help` needs no fsspec
+
+        out = storage.join(self.base.out, RUNS_DIR, run_name(arch, loss))
+        return replace(self.base, arch=arch, loss=loss, out=out)
+
+    def phase1(self) -> list[tuple[str, str]]:
+        """The ``(arch, loss)`` pairs of Table 1, row by row."""
+        return [(arch, loss) for arch in self.archs for loss in self.losses]
+
+    def phase2(self, attention_loss: str) -> list[tuple[str, str]]:
+        """The ``(arch, loss)`` pairs of the attention models, all with ``attention_loss``."""
+        return [(arch, attention_loss) for arch in self.attention]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The settings as JSON values (the base settings without ``arch`` and ``loss``)."""
+        values = {k: v for k, v in self.base.to_dict().items() if k not in SET_BY_GRID}
+        return {**values, **{key: list(getattr(self, key)) for key in GRID_KEYS}}
+
+    @classmethod
+    def from_sources(
+        cls,
+        file: str | Path | None = None,
+        overrides: Mapping[str, Any] | None = None,
+    ) -> StudyConfig:
+        """Settings from a YAML ``file`` (optional), then ``overrides`` (e.g. explicit flags).
+
+        ``overrides`` holds training keys and grid keys (lists of names); None means not given.
+        Local ``data`` and ``out`` paths become absolute: Ray runs the trainings elsewhere.
+        """
+        values = _load_file(file) if file is not None else {}
+        given = {key: value for key, value in (overrides or {}).items() if value is not None}
+        grid_given = {key: given.pop(key) for key in GRID_KEYS if key in given}
+        _refuse_grid_keys(given, "command line")
+        values.update(_grid_values(grid_given, "command line"))
+        grid = {key: values.pop(key) for key in GRID_KEYS if key in values}
+        base = TrainConfig.from_sources(None, {**values, **given})
+        base = replace(base, data=_absolute(base.data), out=_absolute(base.out))
+        return cls(base=base, **grid)
+
+
+def _absolute(uri: str) -> str:
+    from pipelines import storage
+
+    if storage.is_remote(uri):
+        return uri
+    return str(Path(uri[len("file://") :] if uri.lower().startswith("file://") else uri).resolve())
+
+
+def _load_file(path: str | Path) -> dict[str, Any]:
+    """The typed training settings and grid lists in a YAML mapping."""
+    import yaml
+
+    source = f"study config {path}"
+    try:
+        document = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except OSError as err:
+        raise InputError(f"{source}: cannot read it ({err})") from err
+    except yaml.YAMLError as err:
+        raise InputError(f"{source}: not valid YAML ({err})") from err
+    if document is None:
+        return {}
+    if not isinstance(document, dict):
+        raise InputError(f"{source}: expected a mapping of keys to values")
+    values = {str(key).replace("-", "_"): value for key, value in document.items()}
+    _refuse_grid_keys(values, source)
+    valid = [key for key in config_keys() if key not in SET_BY_GRID] + list(GRID_KEYS)
+    unknown = sorted(set(values) - set(valid))
+    if unknown:
+        raise InputError(
+            f"{source}: unknown key(s) {', '.join(unknown)}; valid keys: {', '.join(valid)}"
+        )
+    grid = _grid_values({k: values.pop(k) for k in GRID_KEYS if k in values}, source)
+    return {**_coerce_all(values, source), **grid}
+
+
+def _refuse_grid_keys(values: Iterable[str], source: str) -> None:
+    taken = [key for key in SET_BY_GRID if key in values]
+    if taken:
+        raise InputError(
+            f"{source}: {' and '.join(taken)} are set by the study's grid; give archs, losses "
+            "and attention instead"
+        )
+
+
+def _grid_values(values: Mapping[str, Any], source: str) -> dict[str, tuple[str, ...]]:
+    """Grid lists as tuples of names; a comma-separated string counts as a list."""
+    grid = {}
+    for key, value in values.items():
+        if isinstance(value, str):
+            value = [name.strip() for name in value.split(",") if name.strip()]
+        if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+            raise InputError(f"{source}: {key} must be a list of names, got {value!r}")
+        grid[key] = tuple(value)
+    return grid
