@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.errors import InputError
-from pipelines.training.config import TrainConfig, _coerce_all, config_keys
+from pipelines.training.config import TrainConfig, coerce_settings, config_keys
 
 BASE_MODELS = ("unet", "resunet", "unetpp")
 ATTENTION_MODELS = ("unetpp_sa", "unetpp_ca", "unetpp_sa_ca")
@@ -160,7 +160,7 @@ def _load_file(path: str | Path) -> dict[str, Any]:
             f"{source}: unknown key(s) {', '.join(unknown)}; valid keys: {', '.join(valid)}"
         )
     grid = _grid_values({k: values.pop(k) for k in GRID_KEYS if k in values}, source)
-    return {**_coerce_all(values, source), **grid}
+    return {**coerce_settings(values, source), **grid}
 
 
 def _refuse_grid_keys(values: Iterable[str], source: str) -> None:

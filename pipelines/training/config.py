@@ -107,7 +107,7 @@ class TrainConfig:
         values = load_config_file(file) if file is not None else {}
         source = str(file) if file is not None else "command line"
         given = {key: value for key, value in (overrides or {}).items() if value is not None}
-        values.update(_coerce_all(given, "command line"))
+        values.update(coerce_settings(given, "command line"))
         missing = [name for name in ("data", "out") if name not in values]
         if missing:
             raise InputError(
@@ -144,10 +144,10 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
             f"config file {path}: unknown key(s) {', '.join(unknown)}; "
             f"valid keys: {', '.join(config_keys())}"
         )
-    return _coerce_all(values, f"config file {path}")
+    return coerce_settings(values, f"config file {path}")
 
 
-def _coerce_all(values: Mapping[str, Any], source: str) -> dict[str, Any]:
+def coerce_settings(values: Mapping[str, Any], source: str) -> dict[str, Any]:
     hints = typing.get_type_hints(TrainConfig)
     unknown = sorted(set(values) - set(hints))
     if unknown:
