@@ -22,7 +22,7 @@ def trained_bundle(tmp_path_factory) -> str:
     A plain loop keeps this fixture fast; Ray Train itself is tested in test_train.py.
     """
     root = tmp_path_factory.mktemp("trained")
-    write_chips(root / "chips", count=240, size=CHIP, seed=3)
+    write_chips(root / "chips", count=200, size=CHIP, seed=3)
     splits = split_records(scan_bijie(root / "chips"), seed=0)
     mean, std = band_stats(splits["train"], CHIP)
     train = ChipDataset(splits["train"], CHIP, mean, std)
@@ -34,7 +34,7 @@ def trained_bundle(tmp_path_factory) -> str:
     optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
     loss_fn = build_loss("bce+dice")
     generator = torch.Generator().manual_seed(0)
-    for _ in range(12):
+    for _ in range(10):
         for batch in torch.randperm(len(x), generator=generator).split(16):
             optimizer.zero_grad()
             loss_fn(model(x[batch]), y[batch]).backward()

@@ -1,0 +1,172 @@
+"""``lsmap submit`` against a real Ray head started with ``ray start --head`` on 127.0.0.1.
+
+The head runs in its own process group and is torn down by killing that group, never with
+``ray stop`` (which would also end the test session's own Ray cluster).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+import torch
+
+from lsmodel.bundle import ModelBundle
+from lsmodel.models import build_model
+from pipelines.bundles import save_bundle
+from pipelines.submit import default_submission_id, submit
+from pipelines.synthetic.writers import write_region
+
+SECRET = "not-a-real-secret-0123456789"
+
+
+def _free_ports(count: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+@pytest.fixture(scope="module")
+def ray_head():
+    """A head node of its own (2 CPUs, dashboard on 127.0.0.1); yields the job server URL."""
+    from ray.job_submission import JobSubmissionClient
+
+    gcs, dashboard, client, agent, agent_grpc, runtime_env, metrics = _free_ports(7)
+    # A short private temp dir: no clash with other clusters, and socket paths stay short.
+    temp_dir = tempfile.mkdtemp(prefix="lsray-", dir="/tmp")
+    bin_dir = str(Path(sys.executable).parent)
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
+    env["RAY_AUTH_MODE"] = "disabled"
+    env.pop("RAY_ADDRESS", None)
+    command = [
+        os.path.join(bin_dir, "ray"),
+        "start",
+        "--head",
+        "--block",
+        f"--port={gcs}",
+        "--dashboard-host=127.0.0.1",
+        f"--dashboard-port={dashboard}",
+        f"--ray-client-server-port={client}",
+        f"--dashboard-agent-listen-port={agent}",
+        f"--dashboard-agent-grpc-port={agent_grpc}",
+        f"--runtime-env-agent-port={runtime_env}",
+        f"--metrics-export-port={metrics}",
+        "--num-cpus=2",
+        "--num-gpus=0",
+        f"--temp-dir={temp_dir}",
+        "--disable-usage-stats",
+    ]
+    log = open(os.path.join(temp_dir, "head.log"), "wb")  # noqa: SIM115 (closed at teardown)
+    head = subprocess.Popen(
+        command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
+    url = f"http://127.0.0.1:{dashboard}"
+    deadline = time.monotonic() + 90
+    while True:
+        assert head.poll() is None, Path(temp_dir, "head.log").read_text(errors="replace")
+        try:
+            JobSubmissionClient(url).list_jobs()
+            break
+        except Exception:
+            assert time.monotonic() < deadline, "the head's job server did not come up"
+            time.sleep(0.5)
+    try:
+        yield url
+    finally:
+        processes = [psutil.Process(head.pid), *psutil.Process(head.pid).children(recursive=True)]
+        os.killpg(head.pid, signal.SIGTERM)
+        _, alive = psutil.wait_procs(processes, timeout=15)
+        for process in alive:
+            process.kill()
+        _, alive = psutil.wait_procs(alive, timeout=5)
+        log.close()
+        shutil.rmtree(temp_dir, ignore_errors=True)
+        assert not alive, f"head processes left behind: {alive}"
+
+
+@pytest.fixture(scope="module")
+def tiny_inputs(tmp_path_factory):
+    """A 128 px synthetic region and a random-weight bundle: enough to exercise a map job."""
+    root = tmp_path_factory.mktemp("submit")
+    region = write_region(root / "region", size=128, seed=3)
+    torch.manual_seed(0)
+    model = build_model("unet", base_width=4, depth=3, dropout=0.0)
+    bundle = ModelBundle.from_model(
+        model,
+        bands=["red", "green", "blue", "elevation"],
+        norm_mean=[110.0, 110.0, 100.0, 1500.0],
+        norm_std=[40.0, 40.0, 40.0, 300.0],
+        tile_size=32,
+        resolution_m=1.0,
+    )
+    return root, region, save_bundle(bundle, str(root / "model"))
+
+
+def _map_command(region, model: str, out: Path) -> list[str]:
+    return [
+        "map",
+        "--model",
+        model,
+        "--rgb",
+        str(region.rgb),
+        "--dem",
+        str(region.dem),
+        "--out",
+        str(out),
+        "--chunk",
+        "128",
+        "--quiet",
+    ]
+
+
+def test_a_submitted_map_job_writes_its_map_once(ray_head, tiny_inputs, monkeypatch):
+    from ray.job_submission import JobSubmissionClient
+
+    root, region, model = tiny_inputs
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
+    out = root / "map"
+    command = _map_command(region, model, out)
+
+    printed = io.StringIO()
+    assert submit(ray_head, command, wait=True, out=printed) == 0, printed.getvalue()
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["status"] == "complete"
+    assert manifest["units"]["computed"] == 1
+    assert "SUCCEEDED" in printed.getvalue()
+    assert SECRET not in printed.getvalue()
+
+    # The job really carried the forwarded variable, though it was never printed.
+    job_id = default_submission_id(command)
+    client = JobSubmissionClient(ray_head)
+    assert client.get_job_info(job_id).runtime_env["env_vars"]["AWS_SECRET_ACCESS_KEY"] == SECRET
+
+    again = io.StringIO()
+    assert submit(ray_head, command, out=again) == 0
+    assert "already submitted" in again.getvalue()
+    assert [job.submission_id for job in client.list_jobs()].count(job_id) == 1
+
+
+def test_a_failing_job_is_a_failing_exit_status(ray_head, tiny_inputs):
+    root, region, _ = tiny_inputs
+    command = _map_command(region, str(root / "no-such-model.lsmap"), root / "never")
+    printed = io.StringIO()
+    assert submit(ray_head, command, wait=True, out=printed) == 1
+    assert "FAILED" in printed.getvalue()
+    assert "no-such-model.lsmap" in printed.getvalue()  # the job's own error, streamed back
+    assert not (root / "never" / "manifest.json").exists()
