@@ -27,18 +27,22 @@ class TilePredictor:
         batch_size: int = 16,
         device: str = "cpu",
         mixed_precision: bool = False,
+        static_shapes: bool | None = None,
     ) -> None:
+        """``mixed_precision``: bf16 autocast (for GPUs; it runs on CPU too, which is how tests keep
+        the path alive). ``static_shapes``: pad a unit's last batch so every forward pass has one
+        shape (cuDNN plans once); default on for CUDA, off on CPU where padding only costs."""
         self.layout = layout
         self.batch_size = batch_size
         self.device = torch.device(device)
         self.model = bundle.build().to(self.device).to(memory_format=torch.channels_last)
         self.model.eval()
-        # bf16 autocast only where the hardware runs it natively; CPU results stay fp32.
         self.autocast = (
             torch.autocast(self.device.type, dtype=torch.bfloat16)
-            if mixed_precision and self.device.type == "cuda"
+            if mixed_precision
             else contextlib.nullcontext()
         )
+        self.static_shapes = self.device.type == "cuda" if static_shapes is None else static_shapes
         self.weights = torch.from_numpy(layout.weights()).to(self.device)
 
     @torch.inference_mode()
@@ -59,8 +63,7 @@ class TilePredictor:
 
     def _predict(self, batch: torch.Tensor) -> torch.Tensor:
         count = batch.shape[0]
-        if count < self.batch_size and self.device.type == "cuda":
-            # One shape for every forward pass, so cuDNN plans once; on CPU padding only costs.
+        if count < self.batch_size and self.static_shapes:
             padding = batch.new_zeros((self.batch_size - count, *batch.shape[1:]))
             batch = torch.cat([batch, padding])
         batch = batch.contiguous(memory_format=torch.channels_last)
