@@ -1,0 +1,262 @@
+"""Write the synthetic world to disk: Bijie-layout chip datasets and georeferenced regions."""
+
+from __future__ import annotations
+
+import math
+import tempfile
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import numpy as np
+
+from pipelines.synthetic.world import CONFUSERS, Cover, Scene, World
+
+WORLD_CRS = "EPSG:32648"  # UTM zone 48N, Bijie's zone; the world's coordinates are its metres
+DEM_CRS = "EPSG:4326"
+ORIGIN = (
+    530_000.0,
+    3_021_000.0,
+)  # upper-left corner of regions: near Bijie, Guizhou (27.3N 105.3E)
+CHIP_DOMAIN = 20_000.0  # m; chips are drawn from the square of this side below-right of ORIGIN
+DEM_RESOLUTION = 4e-5  # degrees: about 4.0 m east-west and 4.4 m north-south at 27.3N
+DEM_MARGIN = 100.0  # m of DEM beyond the RGB on every side
+DEM_NODATA = -9999.0
+_GTIFF_TILE = 512
+
+
+def _write_png(path: Path, array: np.ndarray) -> None:
+    from PIL import Image
+
+    image = array.transpose(1, 2, 0) if array.ndim == 3 else array
+    Image.fromarray(np.ascontiguousarray(image)).save(path)
+
+
+def _write_dem_chip(path: Path, dem: np.ndarray, x0: float, y0: float, pixel_size: float) -> None:
+    import rasterio
+    from rasterio.transform import from_origin
+
+    profile = {
+        "driver": "GTiff",
+        "height": dem.shape[0],
+        "width": dem.shape[1],
+        "count": 1,
+        "dtype": "float32",
+        "crs": WORLD_CRS,
+        "transform": from_origin(x0, y0, pixel_size, pixel_size),
+    }
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(dem, 1)
+
+
+def write_chips(
+    out_dir: str | Path,
+    count: int,
+    size: int = 128,
+    seed: int = 0,
+    landslide_fraction: float = 0.5,
+    pixel_size: float = 1.0,
+) -> Path:
+    """Write ``count`` chips of ``size`` px in the Bijie layout; returns ``out_dir``.
+
+    ``landslide/{image,dem,mask}/ls_NNNNN.{png,tif,png}`` hold chips centred (within an eighth of
+    the chip) on a scar; ``non-landslide/{image,dem}/nl_NNNNN.{png,tif}`` hold scar-free chips
+    centred on a confuser (hard negatives), every other one on a bare-soil look-alike. Images are
+    RGB PNGs, DEMs float32 GeoTIFFs on the image grid (UTM 48N, so each chip's place in the world
+    is known), masks PNGs of 0/255. Chips come from a 20 km square of the world below-right of
+    :data:`ORIGIN`. Deterministic in ``seed``.
+    """
+    if count < 1 or size < 8 or not 0.0 <= landslide_fraction <= 1.0:
+        raise ValueError("need count >= 1, size >= 8 and 0 <= landslide_fraction <= 1")
+    out = Path(out_dir)
+    dirs = {
+        name: out / name
+        for name in ("landslide/image", "landslide/dem", "landslide/mask")
+        + ("non-landslide/image", "non-landslide/dem")
+    }
+    for d in dirs.values():
+        d.mkdir(parents=True, exist_ok=True)
+
+    world = World(seed)
+    rng = np.random.default_rng([seed, 7])
+    extent = size * pixel_size
+
+    def random_corner() -> tuple[float, float]:
+        # Upper-left corners of 2x2-chip tiles, on a 1 m grid so chip transforms stay exact.
+        x, y = np.floor(rng.uniform(0.0, CHIP_DOMAIN - 2.0 * extent, 2))
+        return ORIGIN[0] + x, ORIGIN[1] - y
+
+    def save(kind: str, name: str, scene: Scene, x0: float, y0: float) -> None:
+        _write_png(dirs[f"{kind}/image"] / f"{name}.png", scene.rgb)
+        _write_dem_chip(dirs[f"{kind}/dem"] / f"{name}.tif", scene.elevation, x0, y0, pixel_size)
+        if kind == "landslide":
+            _write_png(dirs[f"{kind}/mask"] / f"{name}.png", scene.mask * np.uint8(255))
+
+    n_landslide = round(count * landslide_fraction)
+    made = 0
+    while made < n_landslide:
+        x0, y0 = random_corner()
+        scars = world.scars(x0, y0 - 2.0 * extent, x0 + 2.0 * extent, y0)
+        if scars.x.size == 0:
+            continue
+        k = int(rng.integers(scars.x.size))
+        cx, cy = (scars.x[k], scars.y[k]) + rng.uniform(-extent / 8.0, extent / 8.0, 2)
+        x0, y0 = math.floor(cx - extent / 2.0), math.floor(cy + extent / 2.0)
+        scene = world.scene(x0, y0, size, size, pixel_size)
+        if scene.mask.any():
+            save("landslide", f"ls_{made:05d}", scene, x0, y0)
+            made += 1
+
+    confusers = np.array(CONFUSERS, np.uint8)
+    half = size // 2
+    for made in range(count - n_landslide):
+        while True:
+            # Hard negatives: each chip is centred on a confuser, every other one on a bare-soil
+            # look-alike, so that RGB alone cannot tell the class. The chip is cut from a tile
+            # twice its size (blocks of the world join exactly, so this equals rendering it).
+            x0, y0 = random_corner()
+            tile = world.scene(x0, y0, 2 * size, 2 * size, pixel_size)
+            centre = tile.cover[half : half + size, half : half + size]
+            wanted = centre == Cover.BARE_PATCH if made % 2 == 0 else np.isin(centre, confusers)
+            rows, cols = np.nonzero(wanted)
+            if rows.size == 0:
+                continue
+            k = int(rng.integers(rows.size))
+            scene = _crop(tile, int(rows[k]), int(cols[k]), size)
+            if not scene.mask.any():
+                break
+        save(
+            "non-landslide",
+            f"nl_{made:05d}",
+            scene,
+            x0 + cols[k] * pixel_size,
+            y0 - rows[k] * pixel_size,
+        )
+    return out
+
+
+def _crop(scene: Scene, row: int, col: int, size: int) -> Scene:
+    window = (..., slice(row, row + size), slice(col, col + size))
+    return Scene(**{f.name: getattr(scene, f.name)[window] for f in fields(Scene)})
+
+
+@dataclass(frozen=True)
+class RegionFiles:
+    """Paths of a written region."""
+
+    rgb: Path
+    dem: Path
+    truth: Path
+
+
+def _to_cog(src: Path, dst: Path, resampling: str, predictor: int) -> None:
+    from rasterio.shutil import copy
+
+    copy(
+        src,
+        dst,
+        driver="COG",
+        compress="DEFLATE",
+        predictor=predictor,
+        blocksize=_GTIFF_TILE,
+        overview_resampling=resampling,
+        bigtiff="IF_SAFER",
+    )
+
+
+def _tiled_profile(height: int, width: int, count: int, dtype: str, crs: str, transform) -> dict:
+    return {
+        "driver": "GTiff",
+        "height": height,
+        "width": width,
+        "count": count,
+        "dtype": dtype,
+        "crs": crs,
+        "transform": transform,
+        "tiled": True,
+        "blockxsize": _GTIFF_TILE,
+        "blockysize": _GTIFF_TILE,
+        "compress": "deflate",
+        "zlevel": 1,
+        "bigtiff": "if_safer",
+    }
+
+
+def _blocks(height: int, width: int, block: int):
+    for row in range(0, height, block):
+        for col in range(0, width, block):
+            yield row, col, min(block, height - row), min(block, width - col)
+
+
+def write_region(
+    out_dir: str | Path, size: int, seed: int, block: int = 1024, event: int = 0
+) -> RegionFiles:
+    """Write a ``size`` x ``size`` m region of the world after ``event`` as three COGs.
+
+    - ``rgb.tif``: 3-band uint8, EPSG:32648 (UTM 48N), 1 m pixels, upper-left corner at
+      :data:`ORIGIN` (easting 530000, northing 3021000), so the transform is
+      ``(1, 0, 530000, 0, -1, 3021000)``.
+    - ``truth.tif``: uint8 landslide mask (1 = scar of an event <= ``event``) on the RGB grid.
+    - ``dem.tif``: float32 elevation (m), EPSG:4326, pixels of :data:`DEM_RESOLUTION` degrees,
+      covering the RGB bounds plus :data:`DEM_MARGIN` m, nodata :data:`DEM_NODATA` declared.
+
+    Blocks of ``block`` px are generated and written one at a time into tiled GeoTIFFs, which are
+    then converted to COGs, so memory stays bounded whatever the size.
+    """
+    import rasterio
+    from pyproj import Transformer
+    from rasterio.transform import from_origin
+    from rasterio.warp import transform_bounds
+    from rasterio.windows import Window
+
+    if size < 1 or block < 1:
+        raise ValueError("size and block must be positive")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    world = World(seed)
+    x0, y0 = ORIGIN
+    rgb_transform = from_origin(x0, y0, 1.0, 1.0)
+
+    west, south, east, north = transform_bounds(
+        WORLD_CRS,
+        DEM_CRS,
+        x0 - DEM_MARGIN,
+        y0 - size - DEM_MARGIN,
+        x0 + size + DEM_MARGIN,
+        y0 + DEM_MARGIN,
+        densify_pts=21,
+    )
+    dem_w = math.ceil((east - west) / DEM_RESOLUTION)
+    dem_h = math.ceil((north - south) / DEM_RESOLUTION)
+    dem_transform = from_origin(west, north, DEM_RESOLUTION, DEM_RESOLUTION)
+    to_world = Transformer.from_crs(DEM_CRS, WORLD_CRS, always_xy=True)
+
+    with tempfile.TemporaryDirectory(dir=out) as tmp:
+        tmp_rgb, tmp_truth, tmp_dem = (Path(tmp) / n for n in ("rgb.tif", "truth.tif", "dem.tif"))
+        with (
+            rasterio.open(
+                tmp_rgb, "w", **_tiled_profile(size, size, 3, "uint8", WORLD_CRS, rgb_transform)
+            ) as rgb_dst,
+            rasterio.open(
+                tmp_truth, "w", **_tiled_profile(size, size, 1, "uint8", WORLD_CRS, rgb_transform)
+            ) as truth_dst,
+        ):
+            rgb_dst.colorinterp = [rasterio.enums.ColorInterp[c] for c in ("red", "green", "blue")]
+            for row, col, h, w in _blocks(size, size, block):
+                scene = world.scene(x0 + col, y0 - row, h, w, 1.0, event)
+                window = Window(col, row, w, h)
+                rgb_dst.write(scene.rgb, window=window)
+                truth_dst.write(scene.mask, 1, window=window)
+
+        dem_profile = _tiled_profile(dem_h, dem_w, 1, "float32", DEM_CRS, dem_transform)
+        with rasterio.open(tmp_dem, "w", nodata=DEM_NODATA, **dem_profile) as dem_dst:
+            for row, col, h, w in _blocks(dem_h, dem_w, block):
+                lon = west + (col + np.arange(w) + 0.5) * DEM_RESOLUTION
+                lat = north - (row + np.arange(h) + 0.5) * DEM_RESOLUTION
+                xs, ys = to_world.transform(*np.meshgrid(lon, lat))
+                dem_dst.write(world.elevation(xs, ys), 1, window=Window(col, row, w, h))
+
+        files = RegionFiles(rgb=out / "rgb.tif", dem=out / "dem.tif", truth=out / "truth.tif")
+        _to_cog(tmp_rgb, files.rgb, "AVERAGE", predictor=2)
+        _to_cog(tmp_truth, files.truth, "NEAREST", predictor=1)
+        _to_cog(tmp_dem, files.dem, "BILINEAR", predictor=3)
+    return files

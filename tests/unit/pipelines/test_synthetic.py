@@ -1,0 +1,194 @@
+"""The synthetic world: determinism, seamless blocks, where scars and confusers lie, and writers."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+from pyproj import Transformer
+from rasterio.warp import transform_bounds
+from scipy.ndimage import binary_dilation
+
+from pipelines.chips import load_chip, scan_bijie
+from pipelines.cli import main
+from pipelines.synthetic import (
+    CONFUSERS,
+    DEM_NODATA,
+    ORIGIN,
+    Cover,
+    World,
+    write_chips,
+    write_region,
+)
+
+X0, Y0 = ORIGIN
+
+
+def test_render_is_deterministic_per_seed() -> None:
+    rgb, mask = World(3).render(X0, Y0, 96, 80)
+    again_rgb, again_mask = World(3).render(X0, Y0, 96, 80)
+    assert rgb.shape == (3, 96, 80) and rgb.dtype == np.uint8
+    assert mask.shape == (96, 80) and mask.dtype == np.uint8
+    np.testing.assert_array_equal(rgb, again_rgb)
+    np.testing.assert_array_equal(mask, again_mask)
+    other, _ = World(4).render(X0, Y0, 96, 80)
+    assert np.abs(other.astype(int) - rgb).mean() > 5
+
+
+def test_blocks_join_seamlessly() -> None:
+    world = World(5)
+    # Blocks of uneven sizes, many of them cut along the edges of the 64 m cells that scars are
+    # drawn from: shapes from neighbouring cells cross those edges.
+    x0, y0 = 64.0 * 8300, 64.0 * 47175
+    col_edges, row_edges = (0, 37, 64, 128, 200, 256, 384), (0, 64, 100, 192, 256)
+    whole = world.scene(x0, y0, row_edges[-1], col_edges[-1], event=2)
+    assert whole.mask.any() and np.isin(whole.cover, CONFUSERS).any()
+    blocks = [
+        [
+            world.scene(x0 + c0, y0 - r0, r1 - r0, c1 - c0, event=2)
+            for c0, c1 in itertools.pairwise(col_edges)
+        ]
+        for r0, r1 in itertools.pairwise(row_edges)
+    ]
+    for field in ("rgb", "mask", "cover", "elevation"):
+        joined = np.concatenate(
+            [np.concatenate([getattr(b, field) for b in row], axis=-1) for row in blocks], axis=-2
+        )
+        np.testing.assert_array_equal(joined, getattr(whole, field), err_msg=field)
+
+
+def test_elevation_at_points_matches_rendered_grid() -> None:
+    world = World(5)
+    scene = world.scene(X0, Y0, 64, 48, pixel_size=2.0)
+    xs = X0 + (np.arange(48) + 0.5) * 2.0
+    ys = Y0 - (np.arange(64) + 0.5) * 2.0
+    np.testing.assert_array_equal(world.elevation(xs[None, :], ys[:, None]), scene.elevation)
+    assert scene.elevation.min() > 1300.0 and scene.elevation.max() < 2300.0
+
+
+def test_scars_on_steep_slopes_confusers_on_gentle_ones() -> None:
+    scene = World(7).scene(X0, Y0, 1024, 1024, pixel_size=2.0)
+    scar = scene.cover == Cover.SCAR
+    confuser = np.isin(scene.cover, CONFUSERS)
+    assert scar.mean() > 0.005 and confuser.mean() > 0.005
+    assert np.median(scene.slope[scar]) > 25.0
+    assert np.mean(scene.slope[scar] < 10.0) < 0.05
+    assert np.median(scene.slope[confuser]) < 6.0
+    assert np.mean(scene.slope[confuser] > 20.0) < 0.05
+    # Look-alikes are the same bare soil as scars: colour alone does not tell them apart.
+    patch = scene.cover == Cover.BARE_PATCH
+    scar_rgb, patch_rgb = scene.rgb[:, scar].mean(axis=1), scene.rgb[:, patch].mean(axis=1)
+    assert np.abs(scar_rgb - patch_rgb).max() < 20.0
+
+
+def test_scar_table_matches_the_mask() -> None:
+    world = World(8)
+    scene = world.scene(X0, Y0, 300, 300, event=3)
+    scars = world.scars(X0, Y0 - 300.0, X0 + 300.0, Y0, event=3)
+    assert scars.x.size > 3 and (scars.event <= 3).all()
+    assert (scars.length >= 5.0).all() and (scars.length <= 60.0).all()
+    cols = ((scars.x - X0) // 1).astype(int)
+    rows = ((Y0 - scars.y) // 1).astype(int)
+    assert scene.mask[rows, cols].all()
+
+
+@pytest.fixture(scope="module")
+def regions(tmp_path_factory) -> tuple:
+    root = tmp_path_factory.mktemp("regions")
+    # 300 px in blocks of 128: uneven edge blocks.
+    before = write_region(root / "event0", 300, seed=5, block=128, event=0)
+    after = write_region(root / "event1", 300, seed=5, block=128, event=1)
+    return before, after
+
+
+def test_region_grids_and_crs(regions) -> None:
+    files, _ = regions
+    with rasterio.open(files.rgb) as rgb, rasterio.open(files.truth) as truth:
+        assert rgb.crs.to_epsg() == 32648 and truth.crs.to_epsg() == 32648
+        assert rgb.count == 3 and rgb.dtypes[0] == "uint8" and rgb.shape == (300, 300)
+        assert tuple(rgb.transform)[:6] == (1.0, 0.0, X0, 0.0, -1.0, Y0)
+        assert truth.transform == rgb.transform and truth.shape == rgb.shape
+        assert rgb.tags(ns="IMAGE_STRUCTURE").get("LAYOUT") == "COG"
+        rgb_bounds = rgb.bounds
+    with rasterio.open(files.dem) as dem:
+        assert dem.crs.to_epsg() == 4326 and dem.dtypes[0] == "float32"
+        assert dem.nodata == DEM_NODATA
+        assert dem.tags(ns="IMAGE_STRUCTURE").get("LAYOUT") == "COG"
+        west, south, east, north = transform_bounds(32648, 4326, *rgb_bounds)
+        assert dem.bounds.left < west and dem.bounds.right > east
+        assert dem.bounds.bottom < south and dem.bounds.top > north
+        # About 4-5 m pixels: coarser than the imagery.
+        assert 3.5 < dem.res[0] * 98_900 < 5.0 and 4.0 < dem.res[1] * 110_800 < 5.0
+        values = dem.read(1)
+    assert (values != DEM_NODATA).all() and values.min() > 1300.0 and values.max() < 2300.0
+
+
+def test_region_matches_the_world(regions) -> None:
+    files, _ = regions
+    world = World(5)
+    rgb, mask = world.render(X0, Y0, 300, 300)
+    with rasterio.open(files.rgb) as src:
+        np.testing.assert_array_equal(src.read(), rgb)
+    with rasterio.open(files.truth) as src:
+        truth = src.read(1)
+    np.testing.assert_array_equal(truth, mask)
+    assert truth.any()
+    # Truth sits on bare soil: reddish inside, green vegetation in a ring around it.
+    ring = binary_dilation(truth, iterations=6) & ~binary_dilation(truth, iterations=2)
+    inside = rgb[:, truth.astype(bool)].astype(float).mean(axis=1)
+    around = rgb[:, ring].astype(float).mean(axis=1)
+    assert inside[0] > inside[1] and around[1] > around[0]
+    assert inside[0] - around[0] > 30.0
+    # Each DEM pixel holds the world's elevation at its centre, wherever that falls in UTM.
+    to_utm = Transformer.from_crs(4326, 32648, always_xy=True)
+    with rasterio.open(files.dem) as dem:
+        values = dem.read(1)
+        rows, cols = np.array([3, 40, 77]), np.array([5, 38, 70])
+        xs, ys = to_utm.transform(*dem.xy(rows, cols))
+    np.testing.assert_allclose(values[rows, cols], world.elevation(xs, ys), atol=1e-3)
+
+
+def test_later_event_adds_scars(regions) -> None:
+    before, after = regions
+    with rasterio.open(before.truth) as a, rasterio.open(after.truth) as b:
+        mask0, mask1 = a.read(1).astype(bool), b.read(1).astype(bool)
+    assert (mask1 >= mask0).all() and mask1.sum() > mask0.sum()
+    with rasterio.open(before.dem) as a, rasterio.open(after.dem) as b:
+        np.testing.assert_array_equal(a.read(), b.read())
+
+
+def test_write_chips_loads_as_bijie(tmp_path: Path) -> None:
+    write_chips(tmp_path / "a", 12, size=48, seed=2, landslide_fraction=0.25)
+    records = scan_bijie(tmp_path / "a")
+    assert len(records) == 12 and sum(r.landslide for r in records) == 3
+    world = World(2)
+    for r in records:
+        stack, mask = load_chip(r, 48)
+        assert mask.any() == r.landslide
+        # The DEM is georeferenced on the image grid and holds the world's elevation.
+        with rasterio.open(r.dem) as dem:
+            assert dem.crs.to_epsg() == 32648
+            x0, y0 = dem.transform.c, dem.transform.f
+        rgb, truth = world.render(x0, y0, 48, 48)
+        np.testing.assert_array_equal(stack[:3], rgb)
+        if r.landslide:
+            np.testing.assert_array_equal(mask, truth)
+        scene = world.scene(x0, y0, 48, 48)
+        np.testing.assert_array_equal(stack[3], scene.elevation)
+    write_chips(tmp_path / "b", 12, size=48, seed=2, landslide_fraction=0.25)
+    for r in records:
+        twin = tmp_path / "b" / r.image.relative_to(tmp_path / "a")
+        assert twin.read_bytes() == r.image.read_bytes()
+
+
+def test_cli_writes_chips_and_regions(tmp_path: Path, capsys) -> None:
+    assert main(["synth", "chips", str(tmp_path / "chips"), "--count", "4", "--size", "32"]) == 0
+    assert len(scan_bijie(tmp_path / "chips")) == 4
+    code = main(["synth", "region", str(tmp_path / "region"), "--size", "64", "--event", "1"])
+    assert code == 0
+    assert {p.name for p in (tmp_path / "region").iterdir()} == {"rgb.tif", "dem.tif", "truth.tif"}
+    assert main(["synth", "chips", str(tmp_path / "bad"), "--count", "0"]) == 1
+    assert "--count" in capsys.readouterr().err
