@@ -91,7 +91,7 @@ def ray_head():
     finally:
         processes = [psutil.Process(head.pid), *psutil.Process(head.pid).children(recursive=True)]
         os.killpg(head.pid, signal.SIGTERM)
-        _, alive = psutil.wait_procs(processes, timeout=15)
+        _, alive = psutil.wait_procs(processes, timeout=5)
         for process in alive:
             process.kill()
         _, alive = psutil.wait_procs(alive, timeout=5)

@@ -1,0 +1,188 @@
+"""New landslides: high probability in the current map, low in the previous one, chunk by chunk.
+
+A pixel is a landslide when its probability is at least ``threshold``; it is new when, in
+addition, the previous map of the region had a probability below ``before_threshold`` there. The
+previous map is read onto the current map's grid (a slice when the grids share their lattice,
+nearest-neighbour warping otherwise), so images with other footprints compare too. Pixels the
+previous map does not cover are never new: nothing says what was there before. Both maps are read
+one output chunk at a time, so memory does not grow with the region.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import xarray as xr
+
+from pipelines import storage
+from pipelines.mapping.export import _feature, _merge_touching, open_probability
+from pipelines.mapping.output import OutputLayout
+from pipelines.raster import Grid, read_window
+
+# Picture classes, drawn over each other in this order (a coarse pixel shows the highest).
+NODATA, CLEAR, LANDSLIDE, NEW = 0, 1, 2, 3
+_COLOURS = np.array(
+    [[0, 0, 0, 0], [228, 228, 222, 255], [240, 160, 40, 255], [215, 25, 28, 255]], dtype=np.uint8
+)
+
+
+@dataclass
+class Comparison:
+    """Landslide and new-landslide polygons of one map (GeoJSON features, largest first), its grid,
+    and a coarse picture of the classes above. ``new`` is None when there was no previous map."""
+
+    grid: Grid
+    landslides: list[dict]
+    new: list[dict] | None
+    picture: np.ndarray
+
+
+def compare_maps(
+    current: str,
+    previous: str | None,
+    *,
+    threshold: float,
+    before_threshold: float,
+    min_area_m2: float = 0.0,
+    chunk: int = 1024,
+    picture_size: int = 1024,
+) -> Comparison:
+    """Polygons of all and of new landslides in the map at ``current`` (an ``lsmap map`` output).
+
+    ``previous`` is the output of the region's previous map, or None for the first image (every
+    landslide is then reported, none as new). Polygons smaller than ``min_area_m2`` are dropped.
+    """
+    probability = open_probability(OutputLayout(current), decode=True)
+    grid = Grid.from_dataarray(probability)
+    before = _as_mosaic(open_probability(OutputLayout(previous), decode=True)) if previous else None
+    picture = _Picture(grid, picture_size)
+    pieces: dict[str, list[dict]] = {"all": [], "new": []}
+    for row in range(0, grid.height, chunk):
+        for col in range(0, grid.width, chunk):
+            now = probability[row : row + chunk, col : col + chunk].values
+            window = grid.window(row, col, *now.shape)
+            classes = np.where(np.isfinite(now), CLEAR, NODATA).astype(np.uint8)
+            landslide = np.nan_to_num(now, nan=0.0) >= threshold
+            classes[landslide] = LANDSLIDE
+            pieces["all"] += _pieces(landslide, now, window)
+            if before is not None:
+                earlier = read_window(before, window, resampling="nearest")[0]
+                new = landslide & (np.nan_to_num(earlier, nan=np.inf) < before_threshold)
+                classes[new] = NEW
+                pieces["new"] += _pieces(new, now, window)
+            picture.add(row, col, classes)
+    return Comparison(
+        grid=grid,
+        landslides=_features(pieces["all"], grid, min_area_m2),
+        new=_features(pieces["new"], grid, min_area_m2) if before is not None else None,
+        picture=picture.array,
+    )
+
+
+def _as_mosaic(probability: xr.DataArray) -> xr.DataArray:
+    """A probability map as a one-band mosaic that :func:`read_window` reads."""
+    return probability.expand_dims("band").assign_coords(band=["probability"])
+
+
+def _pieces(mask: np.ndarray, probability: np.ndarray, window: Grid) -> list[dict]:
+    """Polygons of the connected parts of ``mask`` in one chunk, with their pixel statistics."""
+    import rasterio.features
+    import shapely
+    from scipy import ndimage
+
+    labels, count = ndimage.label(mask)
+    if count == 0:
+        return []
+    index = np.arange(1, count + 1)
+    sums = ndimage.sum_labels(probability, labels, index)
+    maxima = ndimage.maximum(probability, labels, index)
+    pixels = ndimage.sum_labels(mask, labels, index)
+    # 4-connected labels and shapes agree: one polygon (holes included) per label.
+    return [
+        {
+            "geometry": shapely.geometry.shape(geometry),
+            "sum": float(sums[int(label) - 1]),
+            "max": float(maxima[int(label) - 1]),
+            "pixels": int(pixels[int(label) - 1]),
+        }
+        for geometry, label in rasterio.features.shapes(
+            labels.astype(np.int32), mask=mask, transform=window.transform
+        )
+    ]
+
+
+def _features(pieces: list[dict], grid: Grid, min_area_m2: float) -> list[dict]:
+    """Pieces merged across chunk borders into GeoJSON features, largest first, numbered from 1,
+    with area, mean/max probability and the centroid in longitude/latitude."""
+    import shapely
+    from pyproj import Transformer
+
+    if not pieces:
+        return []
+    pixel_area = abs(grid.transform.a * grid.transform.e)
+    features = [_feature(group, pixel_area) for group in _merge_touching(pieces)]
+    features = [f for f in features if f["properties"]["area_m2"] >= min_area_m2]
+    features.sort(key=lambda f: -f["properties"]["area_m2"])
+    to_lonlat = Transformer.from_crs(grid.crs, "EPSG:4326", always_xy=True)
+    for number, feature in enumerate(features, start=1):
+        centroid = shapely.geometry.shape(feature["geometry"]).centroid
+        lon, lat = to_lonlat.transform(centroid.x, centroid.y)
+        properties = feature["properties"]
+        feature["properties"] = {
+            "id": number,
+            "area_m2": round(properties["area_m2"], 2),
+            "prob_mean": round(properties["prob_mean"], 4),
+            "prob_max": round(properties["prob_max"], 4),
+            "centroid_lon": round(lon, 6),
+            "centroid_lat": round(lat, 6),
+        }
+    return features
+
+
+class _Picture:
+    """A coarse class map of the whole grid, at most ``size`` pixels a side, built chunk by chunk.
+
+    Each coarse pixel takes the highest class among the pixels it covers, so a new landslide
+    smaller than a coarse pixel still shows.
+    """
+
+    def __init__(self, grid: Grid, size: int) -> None:
+        self.step = max(1, math.ceil(max(grid.height, grid.width) / size))
+        shape = (math.ceil(grid.height / self.step), math.ceil(grid.width / self.step))
+        self.array = np.zeros(shape, dtype=np.uint8)
+
+    def add(self, row: int, col: int, classes: np.ndarray) -> None:
+        step = self.step
+        # Start of each run of pixels that fall in one coarse pixel (aligned to the grid origin).
+        rows = np.flatnonzero(np.diff((row + np.arange(classes.shape[0])) // step, prepend=-1))
+        cols = np.flatnonzero(np.diff((col + np.arange(classes.shape[1])) // step, prepend=-1))
+        coarse = np.maximum.reduceat(np.maximum.reduceat(classes, rows, axis=0), cols, axis=1)
+        top, left = row // step, col // step
+        target = self.array[top : top + coarse.shape[0], left : left + coarse.shape[1]]
+        np.maximum(target, coarse, out=target)
+
+
+def write_features(uri: str, features: list[dict], grid: Grid) -> str:
+    """Write ``features`` as a GeoJSON FeatureCollection in the grid's CRS; returns ``uri``."""
+    collection = {
+        "type": "FeatureCollection",
+        "crs": {"type": "name", "properties": {"name": grid.crs.to_string()}},
+        "features": features,
+    }
+    storage.write_bytes(uri, json.dumps(collection).encode())
+    return uri
+
+
+def write_picture(uri: str, picture: np.ndarray) -> str:
+    """Write a class picture as a PNG: grey = no landslide, orange = landslide, red = new,
+    transparent = no data. Returns ``uri``."""
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(_COLOURS[picture], mode="RGBA").save(buffer, format="PNG")
+    storage.write_bytes(uri, buffer.getvalue())
+    return uri
