@@ -3,7 +3,6 @@ a Cloud-Optimized GeoTIFF, landslide polygons and a quicklook PNG."""
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 from collections.abc import Iterator
@@ -13,6 +12,7 @@ import xarray as xr
 
 from pipelines import storage
 from pipelines.mapping import output
+from pipelines.mapping.polygons import chunk_pieces, landslide_features, write_geojson
 from pipelines.raster import Grid
 
 
@@ -97,86 +97,12 @@ def write_polygons(
 ) -> str:
     """Landslide polygons (probability >= threshold), merged across chunk borders, with area and
     mean/max probability, as GeoJSON in the output CRS."""
-    import rasterio.features
-    import shapely
-    from scipy import ndimage
-
     probability = open_probability(layout, decode=True)
-    pixel_area = abs(grid.transform.a * grid.transform.e)
     pieces: list[dict] = []
     for row, col, block in _chunks(probability, chunk):
         mask = np.nan_to_num(block, nan=0.0) >= threshold
-        if not mask.any():
-            continue
-        labels, count = ndimage.label(mask)
-        index = np.arange(1, count + 1)
-        sums = ndimage.sum_labels(block, labels, index)
-        maxima = ndimage.maximum(block, labels, index)
-        pixels = ndimage.sum_labels(mask, labels, index)
-        transform = grid.window(row, col, *block.shape).transform
-        for geometry, label in rasterio.features.shapes(
-            labels.astype(np.int32), mask=mask, transform=transform
-        ):
-            i = int(label) - 1
-            pieces.append(
-                {
-                    "geometry": shapely.geometry.shape(geometry),
-                    "sum": float(sums[i]),
-                    "max": float(maxima[i]),
-                    "pixels": int(pixels[i]),
-                }
-            )
-    features = [_feature(group, pixel_area) for group in _merge_touching(pieces)]
-    features.sort(key=lambda f: -f["properties"]["area_m2"])
-    for number, feature in enumerate(features, start=1):
-        feature["properties"] = {"id": number, **feature["properties"]}
-    collection = {
-        "type": "FeatureCollection",
-        "crs": {"type": "name", "properties": {"name": grid.crs.to_string()}},
-        "features": features,
-    }
-    uri = layout.file(name)
-    storage.write_bytes(uri, json.dumps(collection).encode())
-    return uri
-
-
-def _merge_touching(pieces: list[dict]) -> list[list[dict]]:
-    """Group pieces that share an edge (a landslide cut by chunk borders)."""
-    import shapely
-
-    parent = list(range(len(pieces)))
-
-    def find(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    geometries = [piece["geometry"] for piece in pieces]
-    tree = shapely.STRtree(geometries)
-    for i, j in zip(*tree.query(geometries, predicate="touches"), strict=True):
-        if i < j and geometries[i].intersection(geometries[j]).length > 0:
-            parent[find(i)] = find(j)
-    groups: dict[int, list[dict]] = {}
-    for i, piece in enumerate(pieces):
-        groups.setdefault(find(i), []).append(piece)
-    return list(groups.values())
-
-
-def _feature(group: list[dict], pixel_area: float) -> dict:
-    import shapely
-
-    geometry = shapely.union_all([piece["geometry"] for piece in group])
-    pixels = sum(piece["pixels"] for piece in group)
-    return {
-        "type": "Feature",
-        "geometry": shapely.geometry.mapping(geometry),
-        "properties": {
-            "area_m2": pixels * pixel_area,
-            "prob_mean": sum(piece["sum"] for piece in group) / pixels,
-            "prob_max": max(piece["max"] for piece in group),
-        },
-    }
+        pieces += chunk_pieces(mask, block, grid.window(row, col, *block.shape))
+    return write_geojson(layout.file(name), landslide_features(pieces, grid), grid)
 
 
 def write_quicklook(
@@ -210,7 +136,10 @@ def write_quicklook(
         target = small_probability[at][: picked.shape[0], : picked.shape[1]]
         target[...] = picked
         window = grid.window(row, col, *block.shape)
-        colours = read_window(image, window)[:3, first_row::step, first_col::step]
+        try:
+            colours = read_window(image, window)[:3, first_row::step, first_col::step]
+        except Exception:  # a tolerated unreadable part of the RGB: no backdrop there
+            continue
         grey[at][: picked.shape[0], : picked.shape[1]] = np.nan_to_num(colours.mean(axis=0)) / 255
     heat = colormaps["inferno"](np.nan_to_num(small_probability))[..., :3]
     # Low probabilities stay transparent so the landscape shows; likely landslides glow.

@@ -11,7 +11,6 @@ one output chunk at a time, so memory does not grow with the region.
 from __future__ import annotations
 
 import io
-import json
 import math
 from dataclasses import dataclass
 
@@ -19,8 +18,9 @@ import numpy as np
 import xarray as xr
 
 from pipelines import storage
-from pipelines.mapping.export import _feature, _merge_touching, open_probability
+from pipelines.mapping.export import open_probability
 from pipelines.mapping.output import OutputLayout
+from pipelines.mapping.polygons import chunk_pieces, landslide_features
 from pipelines.raster import Grid, read_window
 
 # Picture classes, drawn over each other in this order (a coarse pixel shows the highest).
@@ -68,17 +68,17 @@ def compare_maps(
             classes = np.where(np.isfinite(now), CLEAR, NODATA).astype(np.uint8)
             landslide = np.nan_to_num(now, nan=0.0) >= threshold
             classes[landslide] = LANDSLIDE
-            pieces["all"] += _pieces(landslide, now, window)
+            pieces["all"] += chunk_pieces(landslide, now, window)
             if before is not None:
                 earlier = read_window(before, window, resampling="nearest")[0]
                 new = landslide & (np.nan_to_num(earlier, nan=np.inf) < before_threshold)
                 classes[new] = NEW
-                pieces["new"] += _pieces(new, now, window)
+                pieces["new"] += chunk_pieces(new, now, window)
             picture.add(row, col, classes)
     return Comparison(
         grid=grid,
-        landslides=_features(pieces["all"], grid, min_area_m2),
-        new=_features(pieces["new"], grid, min_area_m2) if before is not None else None,
+        landslides=landslide_features(pieces["all"], grid, min_area_m2),
+        new=landslide_features(pieces["new"], grid, min_area_m2) if before is not None else None,
         picture=picture.array,
     )
 
@@ -86,61 +86,6 @@ def compare_maps(
 def _as_mosaic(probability: xr.DataArray) -> xr.DataArray:
     """A probability map as a one-band mosaic that :func:`read_window` reads."""
     return probability.expand_dims("band").assign_coords(band=["probability"])
-
-
-def _pieces(mask: np.ndarray, probability: np.ndarray, window: Grid) -> list[dict]:
-    """Polygons of the connected parts of ``mask`` in one chunk, with their pixel statistics."""
-    import rasterio.features
-    import shapely
-    from scipy import ndimage
-
-    labels, count = ndimage.label(mask)
-    if count == 0:
-        return []
-    index = np.arange(1, count + 1)
-    sums = ndimage.sum_labels(probability, labels, index)
-    maxima = ndimage.maximum(probability, labels, index)
-    pixels = ndimage.sum_labels(mask, labels, index)
-    # 4-connected labels and shapes agree: one polygon (holes included) per label.
-    return [
-        {
-            "geometry": shapely.geometry.shape(geometry),
-            "sum": float(sums[int(label) - 1]),
-            "max": float(maxima[int(label) - 1]),
-            "pixels": int(pixels[int(label) - 1]),
-        }
-        for geometry, label in rasterio.features.shapes(
-            labels.astype(np.int32), mask=mask, transform=window.transform
-        )
-    ]
-
-
-def _features(pieces: list[dict], grid: Grid, min_area_m2: float) -> list[dict]:
-    """Pieces merged across chunk borders into GeoJSON features, largest first, numbered from 1,
-    with area, mean/max probability and the centroid in longitude/latitude."""
-    import shapely
-    from pyproj import Transformer
-
-    if not pieces:
-        return []
-    pixel_area = abs(grid.transform.a * grid.transform.e)
-    features = [_feature(group, pixel_area) for group in _merge_touching(pieces)]
-    features = [f for f in features if f["properties"]["area_m2"] >= min_area_m2]
-    features.sort(key=lambda f: -f["properties"]["area_m2"])
-    to_lonlat = Transformer.from_crs(grid.crs, "EPSG:4326", always_xy=True)
-    for number, feature in enumerate(features, start=1):
-        centroid = shapely.geometry.shape(feature["geometry"]).centroid
-        lon, lat = to_lonlat.transform(centroid.x, centroid.y)
-        properties = feature["properties"]
-        feature["properties"] = {
-            "id": number,
-            "area_m2": round(properties["area_m2"], 2),
-            "prob_mean": round(properties["prob_mean"], 4),
-            "prob_max": round(properties["prob_max"], 4),
-            "centroid_lon": round(lon, 6),
-            "centroid_lat": round(lat, 6),
-        }
-    return features
 
 
 class _Picture:
@@ -164,17 +109,6 @@ class _Picture:
         top, left = row // step, col // step
         target = self.array[top : top + coarse.shape[0], left : left + coarse.shape[1]]
         np.maximum(target, coarse, out=target)
-
-
-def write_features(uri: str, features: list[dict], grid: Grid) -> str:
-    """Write ``features`` as a GeoJSON FeatureCollection in the grid's CRS; returns ``uri``."""
-    collection = {
-        "type": "FeatureCollection",
-        "crs": {"type": "name", "properties": {"name": grid.crs.to_string()}},
-        "features": features,
-    }
-    storage.write_bytes(uri, json.dumps(collection).encode())
-    return uri
 
 
 def write_picture(uri: str, picture: np.ndarray) -> str:

@@ -15,7 +15,8 @@ import logging
 from pipelines import storage
 from pipelines.errors import LsmapError
 from pipelines.mapping import map_region
-from pipelines.scan.compare import compare_maps, write_features, write_picture
+from pipelines.mapping.polygons import write_geojson
+from pipelines.scan.compare import compare_maps, write_picture
 from pipelines.scan.config import Region, WatchList, load_watchlist
 from pipelines.scan.discovery import Image, discover
 from pipelines.scan.ledger import RegionLock, read_ledger, write_ledger
@@ -163,10 +164,10 @@ def scan_image(
         "quicklook": "quicklook.png",
         "landslides": LANDSLIDES,
     }
-    write_features(storage.join(out, LANDSLIDES), comparison.landslides, comparison.grid)
+    write_geojson(storage.join(out, LANDSLIDES), comparison.landslides, comparison.grid)
     if comparison.new is not None:
         outputs["new_landslides"] = NEW_LANDSLIDES
-        write_features(storage.join(out, NEW_LANDSLIDES), comparison.new, comparison.grid)
+        write_geojson(storage.join(out, NEW_LANDSLIDES), comparison.new, comparison.grid)
     outputs["picture"] = PICTURE
     write_picture(storage.join(out, PICTURE), comparison.picture)
     outputs |= {"summary": SUMMARY, "report": REPORT}

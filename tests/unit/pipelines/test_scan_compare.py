@@ -10,8 +10,9 @@ import pytest
 from affine import Affine
 
 from pipelines.mapping.output import OutputLayout, create_store, encode, open_array
+from pipelines.mapping.polygons import write_geojson
 from pipelines.raster import Grid
-from pipelines.scan.compare import LANDSLIDE, NEW, compare_maps, write_features
+from pipelines.scan.compare import LANDSLIDE, NEW, compare_maps
 from pipelines.scan.config import parse_watchlist
 from pipelines.scan.discovery import Image
 from pipelines.scan.report import render_markdown, summarise
@@ -158,7 +159,7 @@ regions:
     assert "`2024-06-01`" in report and "(landslides.png)" in report
     assert "new where it was < 0.3 in the previous map" in report
 
-    uri = write_features(str(tmp_path / "new.geojson"), result.new, result.grid)
+    uri = write_geojson(str(tmp_path / "new.geojson"), result.new, result.grid)
     collection = json.loads(Path(uri).read_text())
     assert collection["crs"]["properties"]["name"] == "EPSG:32648"
     assert len(collection["features"]) == 1
