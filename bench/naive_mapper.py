@@ -43,7 +43,14 @@ def main() -> None:
         height, width = rgb.height, rgb.width
         mosaic = np.zeros((height, width), np.float32)
         total_weight = np.zeros((height, width), np.float32)
-        vrt_options = {"crs": rgb.crs, "transform": rgb.transform, "width": width, "height": height}
+        # WarpedVRT reads no windows outside itself: give it a margin of one tile on every side.
+        pad = tile
+        vrt_options = {
+            "crs": rgb.crs,
+            "transform": rgb.transform * rasterio.Affine.translation(-pad, -pad),
+            "width": width + 2 * pad,
+            "height": height + 2 * pad,
+        }
         with WarpedVRT(dem_src, resampling=Resampling.bilinear, **vrt_options) as dem:
             pending: list[tuple[int, int, np.ndarray]] = []
 
@@ -67,8 +74,8 @@ def main() -> None:
                     )
                     window = Window(col, row, tile, tile)
                     image = rgb.read(window=window, boundless=True, fill_value=0).astype(np.float32)
-                    elevation = dem.read(window=window, boundless=True).astype(np.float32)
-                    stack = np.concatenate([image, elevation])
+                    elevation = dem.read(window=Window(col + pad, row + pad, tile, tile))
+                    stack = np.concatenate([image, elevation.astype(np.float32)])
                     pending.append((row, col, normalize(stack, bundle.norm_mean, bundle.norm_std)))
                     if len(pending) == args.batch_size:
                         flush()
