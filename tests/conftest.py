@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import socket
 
 import pytest
@@ -62,7 +63,8 @@ def s3_bucket(s3_endpoint, request):
     """A fresh, empty bucket on the local endpoint; yields its name."""
     import boto3
 
-    name = "lsmap-" + request.node.name.lower().replace("_", "-")[:40].strip("-")
+    # Bucket names: lower-case letters, digits and hyphens (parametrised test names have [...]).
+    name = "lsmap-" + re.sub(r"[^a-z0-9-]+", "-", request.node.name.lower())[:40].strip("-")
     client = boto3.client("s3", endpoint_url=s3_endpoint)
     client.create_bucket(Bucket=name)
     return name
