@@ -8,7 +8,6 @@ blend (actor pool, model loaded once per actor) -> write one chunk + marker (tas
 from __future__ import annotations
 
 import datetime
-import hashlib
 import time
 import warnings
 from dataclasses import asdict
@@ -86,7 +85,7 @@ def map_region(
         tolerate_read_errors=tolerate_read_errors,
         dem_nodata=dem_nodata,
     )
-    run = _run_identity(spec, bundle.to_bytes())
+    run = _run_identity(spec, bundle.sha256)
     done = _prepare_output(spec, run, resume=resume, overwrite=overwrite)
     todo = [index for index in range(len(plan)) if index not in done]
 
@@ -105,11 +104,7 @@ def map_region(
     }
     output.write_manifest(spec.layout, manifest)
     stats = _execute(spec, todo, workers, cpus_per_worker, gpus_per_worker, progress)
-    if (
-        len(done) + len(stats) == len(plan)
-        and not done
-        and all(s["valid_pixels"] == 0 for s in stats)
-    ):
+    if not done and all(s["valid_pixels"] == 0 for s in stats):
         raise InputError(
             f"no valid input anywhere in the area to map: {storage.redact(rgb)} and "
             f"{storage.redact(dem)} are nodata everywhere they overlap; the output stays "
@@ -120,8 +115,9 @@ def map_region(
     if cog:
         manifest["outputs"]["cog"] = export.write_cog(spec.layout, grid, chunk)
     if polygons:
-        threshold = bundle.threshold
-        manifest["outputs"]["polygons"] = export.write_polygons(spec.layout, grid, chunk, threshold)
+        manifest["outputs"]["polygons"] = export.write_polygons(
+            spec.layout, grid, chunk, bundle.threshold
+        )
     if quicklook:
         manifest["outputs"]["quicklook"] = export.write_quicklook(spec.layout, grid, chunk, rgb)
     output.set_status(spec.layout, "complete")
@@ -192,11 +188,11 @@ def _dem_coverage(grid: Grid, dem_uri: str, dem) -> float:
     return coverage
 
 
-def _run_identity(spec: MapSpec, bundle_bytes: bytes) -> dict:
+def _run_identity(spec: MapSpec, bundle_sha256: str) -> dict:
     """What makes two runs the same run: a rerun may resume only if this is unchanged."""
     grid = spec.plan.grid
     return {
-        "model_sha256": hashlib.sha256(bundle_bytes).hexdigest(),
+        "model_sha256": bundle_sha256,
         "rgb": spec.rgb,
         "dem": spec.dem,
         "crs": grid.crs.to_string(),
