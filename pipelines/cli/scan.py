@@ -14,12 +14,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "scan",
         help="scan watched regions for new imagery and report new landslides",
         description=(
-            "Read a watch list (YAML: regions with area of interest, imagery prefix, DEM, model, "
-            "output prefix, threshold, schedule), map every image not scanned yet, compare it with "
-            "the region's previous map and write landslide and new-landslide polygons, a picture, "
-            "summary.json and report.md under <output>/<region>/<image-id>/. Safe to rerun and to "
-            "run from overlapping schedules: finished images are in a ledger, and one scan at a "
-            "time holds a region. Exits 1 if a region failed."
+            "Read a watch list (YAML: regions with area of interest, imagery (a storage prefix, a "
+            "STAC API search or a static STAC catalog), DEM, model, output prefix, threshold, "
+            "schedule), map every image not scanned yet, compare it with the region's previous "
+            "map and write landslide polygons (GeoParquet, FlatGeobuf, GeoJSON), new-landslide "
+            "polygons, a picture, summary.json (with an alert level), report.md and a STAC "
+            "catalog under <output>/<region>/<image-id>/. Safe to rerun and to run from "
+            "overlapping schedules: finished images are in a ledger, and one scan at a time holds "
+            "a region. Exits 1 if a region failed."
         ),
     )
     parser.add_argument("--config", required=True, help="watch list URI (local or s3://)")

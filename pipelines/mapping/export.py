@@ -3,23 +3,42 @@ a Cloud-Optimized GeoTIFF, landslide polygons and a quicklook PNG."""
 
 from __future__ import annotations
 
+import datetime
 import os
 import tempfile
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import numpy as np
 import xarray as xr
 
 from pipelines import storage
 from pipelines.mapping import output
-from pipelines.mapping.polygons import chunk_pieces, landslide_features, write_geojson
+from pipelines.mapping.polygons import (
+    Provenance,
+    chunk_pieces,
+    landslide_features,
+    landslide_frame,
+    write_landslides,
+)
 from pipelines.raster import Grid
+
+if TYPE_CHECKING:
+    import pystac
+
+BAND_DESCRIPTION = "landslide probability"
 
 
 def open_probability(layout: output.OutputLayout, decode: bool = False) -> xr.DataArray:
     """The stored probability mosaic, lazily; raw stored values unless ``decode``."""
     store = storage.zarr_store(layout.zarr, read_only=True)
-    dataset = xr.open_zarr(store, consolidated=False, mask_and_scale=decode, decode_coords="all")
+    dataset = xr.open_zarr(
+        store,
+        consolidated=False,
+        zarr_format=output.ZARR_FORMAT,
+        mask_and_scale=decode,
+        decode_coords="all",
+    )
     return dataset[output.VARIABLE]
 
 
@@ -38,12 +57,15 @@ def _upload(local_path: str, uri: str) -> None:
 def write_cog(
     layout: output.OutputLayout, grid: Grid, chunk: int, name: str = "probability.tif"
 ) -> str:
-    """A COG (512 px tiles, averaged overviews, deflate + predictor) from the finished Zarr.
+    """A COG from the finished Zarr: 512 px tiles, overviews averaged (nodata left out), deflate
+    with a predictor, nodata, band description, and statistics of the full-resolution band. uint8
+    probabilities carry GDAL's scale (1/254) and offset, so readers that apply them get [0, 1].
 
     GDAL's COG driver needs a complete dataset, so chunks go into a tiled GeoTIFF first.
     """
     import rasterio
     import rasterio.shutil
+    import rasterio.windows
 
     probability = open_probability(layout)
     dtype = str(probability.dtype)
@@ -66,12 +88,14 @@ def write_cog(
     with tempfile.TemporaryDirectory() as tmp:
         staging, final = os.path.join(tmp, "staging.tif"), os.path.join(tmp, name)
         with rasterio.open(staging, "w", **profile) as dst:
-            dst.set_band_description(1, "landslide probability")
+            dst.set_band_description(1, BAND_DESCRIPTION)
             if dtype == "uint8":
-                dst.update_tags(1, scale=str(1 / output.UINT8_SCALE), offset="0")
+                dst.scales, dst.offsets = (1 / output.UINT8_SCALE,), (0.0,)
             for row, col, block in _chunks(probability, chunk):
                 window = rasterio.windows.Window(col, row, block.shape[1], block.shape[0])
                 dst.write(block, 1, window=window)
+            # Exact statistics, stored in the file (STATISTICS_* tags) rather than a sidecar.
+            dst.update_stats(approx=False)
         rasterio.shutil.copy(
             staging,
             final,
@@ -80,7 +104,6 @@ def write_cog(
             COMPRESS="DEFLATE",
             PREDICTOR="2" if dtype == "uint8" else "3",
             OVERVIEW_RESAMPLING="AVERAGE",
-            STATISTICS="YES",
             BIGTIFF="IF_SAFER",
         )
         uri = layout.file(name)
@@ -93,16 +116,57 @@ def write_polygons(
     grid: Grid,
     chunk: int,
     threshold: float,
-    name: str = "polygons.geojson",
-) -> str:
-    """Landslide polygons (probability >= threshold), merged across chunk borders, with area and
-    mean/max probability, as GeoJSON in the output CRS."""
+    name: str = "polygons",
+    rgb_item: pystac.Item | None = None,
+) -> dict[str, str]:
+    """Landslide polygons (probability >= threshold), merged across chunk borders, with the
+    columns of :data:`pipelines.mapping.polygons.SCHEMA`, as ``<name>.parquet``, ``.fgb`` and
+    ``.geojson`` in the output CRS; returns format -> URI. ``rgb_item`` is the RGB input's STAC
+    Item, when it was one (it describes the source image better than its file name)."""
     probability = open_probability(layout, decode=True)
     pieces: list[dict] = []
     for row, col, block in _chunks(probability, chunk):
         mask = np.nan_to_num(block, nan=0.0) >= threshold
         pieces += chunk_pieces(mask, block, grid.window(row, col, *block.shape))
-    return write_geojson(layout.file(name), landslide_features(pieces, grid), grid)
+    frame = landslide_frame(
+        landslide_features(pieces, grid), grid, map_provenance(layout, rgb_item)
+    )
+    return write_landslides(layout.file(name), frame)
+
+
+def map_provenance(
+    layout: output.OutputLayout,
+    rgb_item: pystac.Item | None = None,
+    *,
+    scan_id: str | None = None,
+    event_id: str | None = None,
+    event_date: str | None = None,
+) -> Provenance:
+    """The provenance of a map run's polygons, from its store and manifest. Landslide ids start
+    with the scan id (``/`` as ``-``) in a scan, with the run's id otherwise."""
+    from pipelines import stac
+
+    run = output.stored_run(layout)
+    started = storage.read_json(layout.manifest)["started_at"]
+    return Provenance(
+        origin=scan_id.replace("/", "-") if scan_id else stac.run_id(run),
+        model_sha256=run["model_sha256"],
+        detected_at=datetime.datetime.fromisoformat(started),
+        source=stac.source_image(run["rgb"], rgb_item, ground_resolution(run["rgb"])),
+        scan_id=scan_id,
+        event_id=event_id,
+        event_date=event_date,
+    )
+
+
+def ground_resolution(uri: str) -> float | None:
+    """The pixel size in metres of the raster at ``uri`` (None in a CRS not measured in metres)."""
+    from pipelines.raster import open_mosaic
+
+    grid = Grid.from_dataarray(open_mosaic(uri))
+    if not grid.crs.is_projected or grid.crs.linear_units_factor[1] != 1.0:
+        return None
+    return float(abs(grid.res[0]))
 
 
 def write_quicklook(

@@ -2,13 +2,17 @@
 
 ```
 OUT/
-  probability.zarr   Zarr v3: ``probability`` (y, x), CF georeferencing (``spatial_ref``)
+  probability.zarr   Zarr v2: ``probability`` (y, x), CF georeferencing (``spatial_ref``)
   units/<i>.json     one marker per finished unit (written after its chunk)
   manifest.json      run identity, parameters, unit counts, timings; ``status`` is ``complete``
                      only after every unit is written and exports are done
 ```
 The driver creates the store and its metadata once, before any unit runs, and writes the manifest;
 each unit writes exactly its own chunk and then its marker. Nobody writes both.
+
+The store is Zarr format 2 (:data:`ZARR_FORMAT`): GDAL before 3.11 (the one in rasterio 1.4
+wheels) reads no array that zarr-python 3 writes in format 3; xarray, rioxarray, titiler and GDAL
+all read format 2.
 """
 
 from __future__ import annotations
@@ -28,6 +32,9 @@ from pipelines.raster import Grid
 
 VARIABLE = "probability"
 NODATA_UINT8 = 255
+ZARR_FORMAT = 2
+# The group's metadata file in Zarr format 2: its presence means the store exists.
+GROUP_METADATA = ".zgroup"
 # uint8 probabilities: p -> round(p * 254); 255 is nodata. xarray decodes them back to [0, 1].
 UINT8_SCALE = 254
 
@@ -79,8 +86,18 @@ def create_store(layout: OutputLayout, grid: Grid, chunk: int, dtype: str, run: 
         name=VARIABLE,
         attrs={"long_name": "landslide probability", "units": "1"},
     )
-    template = template.rio.write_crs(grid.crs).rio.write_transform(grid.transform)
-    encoding: dict[str, Any] = {"chunks": (chunk, chunk)}
+    # CF georeferencing as rioxarray writes it: a `spatial_ref` grid mapping (crs_wkt, GeoTransform)
+    # named by the variable's `grid_mapping`, and x/y coordinates with their standard names.
+    template = (
+        template.rio.write_crs(grid.crs)
+        .rio.write_transform(grid.transform)
+        .rio.write_coordinate_system()
+    )
+    # "/"-separated chunk keys (``probability/<row>/<col>``): directories stay small on big regions.
+    encoding: dict[str, Any] = template.encoding | {
+        "chunks": (chunk, chunk),
+        "chunk_key_encoding": {"name": "v2", "separator": "/"},
+    }
     if dtype == "uint8":
         encoding |= {"dtype": "uint8", "scale_factor": 1 / UINT8_SCALE, "_FillValue": NODATA_UINT8}
     else:
@@ -88,8 +105,10 @@ def create_store(layout: OutputLayout, grid: Grid, chunk: int, dtype: str, run: 
     dataset = template.to_dataset()
     dataset.attrs = {"lsmap_run": json.dumps(run, sort_keys=True), "lsmap_status": "running"}
     dataset[VARIABLE].encoding = encoding
+    for name in ("x", "y"):  # coordinates have no missing values
+        dataset[name].encoding = {"_FillValue": None}
     store = storage.zarr_store(layout.zarr, read_only=False)
-    dataset.to_zarr(store, mode="w", compute=False, zarr_format=3, consolidated=False)
+    dataset.to_zarr(store, mode="w", compute=False, zarr_format=ZARR_FORMAT, consolidated=False)
 
 
 def _pixel_centres(grid: Grid) -> dict[str, np.ndarray]:
@@ -102,23 +121,35 @@ def _pixel_centres(grid: Grid) -> dict[str, np.ndarray]:
 
 def stored_run(layout: OutputLayout) -> dict | None:
     """The run identity recorded in an existing store, or None when there is no store."""
-    if not storage.exists(storage.join(layout.zarr, "zarr.json")):
+    if not has_store(layout.zarr):
         return None
-    group = zarr.open_group(storage.zarr_store(layout.zarr, read_only=True), mode="r")
-    recorded = group.attrs.get("lsmap_run")
+    recorded = _group(layout, mode="r").attrs.get("lsmap_run")
     return json.loads(recorded) if recorded else {}
+
+
+def _group(layout: OutputLayout, mode: str) -> zarr.Group:
+    store = storage.zarr_store(layout.zarr, read_only=mode == "r")
+    return zarr.open_group(store, mode=mode, zarr_format=ZARR_FORMAT)
+
+
+def has_store(uri: str) -> bool:
+    """Whether a probability store (its group metadata) exists at ``uri``."""
+    return storage.exists(storage.join(uri, GROUP_METADATA))
+
+
+def gdal_path(uri: str) -> str:
+    """The GDAL name of the probability array in the store at ``uri`` (local or ``/vsis3/``)."""
+    return f'ZARR:"{storage.gdal_path(uri)}":/{VARIABLE}'
 
 
 def set_status(layout: OutputLayout, status: str) -> None:
     """Record the run's status in the store's attributes (driver only)."""
-    group = zarr.open_group(storage.zarr_store(layout.zarr, read_only=False), mode="r+")
-    group.attrs["lsmap_status"] = status
+    _group(layout, mode="r+").attrs["lsmap_status"] = status
 
 
 def open_array(layout: OutputLayout) -> zarr.Array:
     """The probability array, for a unit to write its chunk into."""
-    group = zarr.open_group(storage.zarr_store(layout.zarr, read_only=False), mode="r+")
-    return group[VARIABLE]
+    return _group(layout, mode="r+")[VARIABLE]
 
 
 def finished_units(layout: OutputLayout) -> set[int]:

@@ -1,18 +1,92 @@
-"""Landslide polygons from a probability mosaic read chunk by chunk.
+"""Landslide polygons from a probability mosaic read chunk by chunk, and the files they go to.
 
 Each chunk's connected landslide pixels become pieces (polygon plus pixel statistics); pieces that
 share an edge across chunk borders are merged into one landslide, so the result does not depend
 on the chunking.
+
+Every polygon file lsmap writes (``lsmap map --polygons`` and ``lsmap scan``) has the columns of
+:data:`SCHEMA`, in that order, whatever the format: GeoParquet (the canonical file), FlatGeobuf
+(spatially indexed: its row order is the index's, not the table's) and GeoJSON (for reports), all
+in the map's CRS. The columns follow what rapid-mapping and inventory users already read:
+a detection method as in Copernicus EMS observed-event layers (``det_method``), an ordinal
+confidence, event and source-image dates as in landslide inventories (USGS), and an event id with
+centroid longitude/latitude as in NASA's landslide catalog.
 """
 
 from __future__ import annotations
 
-import json
+import datetime
+import os
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass
 
 import numpy as np
 
 from pipelines import storage
 from pipelines.raster import Grid
+
+DET_METHOD = "automatic extraction"
+# Ordinal confidence from a polygon's mean probability, highest level first: a polygon gets the
+# first level whose lower bound its ``prob_mean`` reaches.
+CONFIDENCE_LEVELS = (("high", 0.85), ("medium", 0.7), ("low", 0.0))
+# Share of a landslide's area that must be new (absent from the previous map) for ``status: new``.
+NEW_SHARE = 0.5
+
+_TIME = "datetime64[ms, UTC]"
+# name -> (pandas dtype, meaning). Strings may be missing (NaN) where noted.
+SCHEMA: dict[str, tuple[str, str]] = {
+    "landslide_id": (
+        "str",
+        "unique id: '<scan id or map run id>-<number>', numbered largest first",
+    ),
+    "event_id": ("str", "triggering event's id from the watch list (missing when not given)"),
+    "scan_id": ("str", "'<region>/<image id>' of the scan (missing for a plain map run)"),
+    "status": ("str", "'new' or 'existing' against the previous map (missing: no previous map)"),
+    "det_method": ("str", f"always {DET_METHOD!r}"),
+    "confidence": ("str", "ordinal low < medium < high from prob_mean (CONFIDENCE_LEVELS)"),
+    "prob_mean": ("float64", "mean landslide probability of the polygon's pixels"),
+    "prob_max": ("float64", "highest landslide probability of the polygon's pixels"),
+    "area_m2": ("float64", "area in square metres (pixel count x pixel area)"),
+    "area_ha": ("float64", "area in hectares"),
+    "centroid_lon": ("float64", "centroid longitude, WGS84"),
+    "centroid_lat": ("float64", "centroid latitude, WGS84"),
+    "event_date": ("str", "event date YYYY-MM-DD from the watch list (missing when not given)"),
+    "detected_at": (_TIME, "when lsmap mapped the image (the map run's start)"),
+    "source_id": ("str", "id of the source image (STAC item id, or the file's name)"),
+    "source_datetime": (_TIME, "acquisition time of the source image (missing when unknown)"),
+    "source_sensor": ("str", "platform/instrument of the source image (missing when unknown)"),
+    "source_gsd_m": ("float64", "ground sample distance of the source image in metres"),
+    "model_version": ("str", "'sha256:' + the first 12 hex digits of the model bundle's sha256"),
+}
+POLYGON_FORMATS = {"geoparquet": ".parquet", "flatgeobuf": ".fgb", "geojson": ".geojson"}
+
+
+@dataclass(frozen=True)
+class SourceImage:
+    """The image a map was made from, as the polygon files describe it."""
+
+    id: str
+    datetime: datetime.datetime | None = None
+    sensor: str | None = None
+    gsd_m: float | None = None
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """What all the polygons of one map share: where, when and by what model they were found."""
+
+    origin: str  # landslide ids start with it: the scan id, or the map run's id
+    model_sha256: str
+    detected_at: datetime.datetime
+    source: SourceImage
+    scan_id: str | None = None
+    event_id: str | None = None
+    event_date: str | None = None
+
+    @property
+    def model_version(self) -> str:
+        return f"sha256:{self.model_sha256[:12]}"
 
 
 def chunk_pieces(mask: np.ndarray, probability: np.ndarray, window: Grid) -> list[dict]:
@@ -71,15 +145,99 @@ def landslide_features(pieces: list[dict], grid: Grid, min_area_m2: float = 0.0)
     return features
 
 
-def write_geojson(uri: str, features: list[dict], grid: Grid) -> str:
-    """Write ``features`` as a GeoJSON FeatureCollection in the grid's CRS; returns ``uri``."""
-    collection = {
-        "type": "FeatureCollection",
-        "crs": {"type": "name", "properties": {"name": grid.crs.to_string()}},
-        "features": features,
-    }
-    storage.write_bytes(uri, json.dumps(collection).encode())
-    return uri
+def confidence(prob_mean: float) -> str:
+    """The ordinal confidence level of a polygon with mean probability ``prob_mean``."""
+    return next(level for level, low in CONFIDENCE_LEVELS if prob_mean >= low)
+
+
+def landslide_frame(
+    features: list[dict],
+    grid: Grid,
+    provenance: Provenance,
+    new_features: list[dict] | None = None,
+):
+    """The polygons of :func:`landslide_features` as a GeoDataFrame with the :data:`SCHEMA`
+    columns. ``new_features`` (the new parts, from a comparison with the previous map) set each
+    landslide's ``status``: ``new`` when at least :data:`NEW_SHARE` of its area is new."""
+    import geopandas
+    import pandas as pd
+    import shapely
+
+    geometries = [shapely.geometry.shape(f["geometry"]) for f in features]
+    if new_features is None:
+        status = [None] * len(features)
+    else:
+        new_area = _overlap_areas(geometries, [f["geometry"] for f in new_features])
+        status = [
+            "new" if new >= NEW_SHARE * geometry.area else "existing"
+            for new, geometry in zip(new_area, geometries, strict=True)
+        ]
+    source = provenance.source
+    rows = [
+        {
+            "landslide_id": f"{provenance.origin}-{p['id']:04d}",
+            "event_id": provenance.event_id,
+            "scan_id": provenance.scan_id,
+            "status": state,
+            "det_method": DET_METHOD,
+            "confidence": confidence(p["prob_mean"]),
+            "prob_mean": p["prob_mean"],
+            "prob_max": p["prob_max"],
+            "area_m2": p["area_m2"],
+            "area_ha": round(p["area_m2"] / 10_000, 6),
+            "centroid_lon": p["centroid_lon"],
+            "centroid_lat": p["centroid_lat"],
+            "event_date": provenance.event_date,
+            "detected_at": provenance.detected_at,
+            "source_id": source.id,
+            "source_datetime": source.datetime,
+            "source_sensor": source.sensor,
+            "source_gsd_m": source.gsd_m,
+            "model_version": provenance.model_version,
+        }
+        for p, state in zip((f["properties"] for f in features), status, strict=True)
+    ]
+    table = pd.DataFrame(rows, columns=list(SCHEMA)).astype(
+        {name: dtype for name, (dtype, _) in SCHEMA.items()}
+    )
+    return geopandas.GeoDataFrame(table, geometry=geometries, crs=grid.crs)
+
+
+def _overlap_areas(geometries: list, others: list[dict]) -> list[float]:
+    import shapely
+
+    if not others:
+        return [0.0] * len(geometries)
+    union = shapely.union_all([shapely.geometry.shape(g) for g in others])
+    return [float(geometry.intersection(union).area) for geometry in geometries]
+
+
+def write_landslides(
+    base: str, frame, formats: Iterable[str] = tuple(POLYGON_FORMATS)
+) -> dict[str, str]:
+    """Write ``frame`` (a :func:`landslide_frame`) as ``base`` + the suffix of each of ``formats``
+    (keys of :data:`POLYGON_FORMATS`); returns format -> URI."""
+    import pyogrio
+
+    uris = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for kind in formats:
+            suffix = POLYGON_FORMATS[kind]
+            path = os.path.join(tmp, f"polygons{suffix}")
+            if kind == "geoparquet":
+                frame.to_parquet(path, index=False)
+            else:
+                # An empty layer has no geometry to infer its type from.
+                pyogrio.write_dataframe(
+                    frame,
+                    path,
+                    driver="FlatGeobuf" if kind == "flatgeobuf" else "GeoJSON",
+                    geometry_type="Polygon" if frame.empty else None,
+                )
+            with open(path, "rb") as f:
+                storage.write_bytes(base + suffix, f.read())
+            uris[kind] = base + suffix
+    return uris
 
 
 def _touching_groups(pieces: list[dict]) -> list[list[dict]]:

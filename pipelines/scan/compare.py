@@ -33,12 +33,14 @@ _COLOURS = np.array(
 @dataclass
 class Comparison:
     """Landslide and new-landslide polygons of one map (GeoJSON features, largest first), its grid,
-    and a coarse picture of the classes above. ``new`` is None when there was no previous map."""
+    its highest probability (None: no data at all), and a coarse picture of the classes above.
+    ``new`` is None when there was no previous map."""
 
     grid: Grid
     landslides: list[dict]
     new: list[dict] | None
     picture: np.ndarray
+    max_probability: float | None
 
 
 def compare_maps(
@@ -61,9 +63,12 @@ def compare_maps(
     before = _as_mosaic(open_probability(OutputLayout(previous), decode=True)) if previous else None
     picture = _Picture(grid, picture_size)
     pieces: dict[str, list[dict]] = {"all": [], "new": []}
+    highest = -np.inf
     for row in range(0, grid.height, chunk):
         for col in range(0, grid.width, chunk):
             now = probability[row : row + chunk, col : col + chunk].values
+            if np.isfinite(now).any():
+                highest = max(highest, float(np.nanmax(now)))
             window = grid.window(row, col, *now.shape)
             classes = np.where(np.isfinite(now), CLEAR, NODATA).astype(np.uint8)
             landslide = np.nan_to_num(now, nan=0.0) >= threshold
@@ -80,6 +85,7 @@ def compare_maps(
         landslides=landslide_features(pieces["all"], grid, min_area_m2),
         new=landslide_features(pieces["new"], grid, min_area_m2) if before is not None else None,
         picture=picture.array,
+        max_probability=round(highest, 4) if np.isfinite(highest) else None,
     )
 
 

@@ -5,6 +5,10 @@ regions:
   - name: bijie-north                 # letters, digits, - and _: a folder name under `output`
     aoi: {bbox: [530000, 3020000, 531000, 3021000], crs: EPSG:32648}
     imagery: s3://bucket/bijie-north/imagery/   # new post-event images: <image-id>.tif or .zarr
+    # ... or imagery found by STAC (see pipelines.scan.discovery), one of:
+    # imagery: {stac_api: https://earth-search.example/v1, collection: sentinel-2-l2a,
+    #           max_cloud_cover: 20, days: 30, asset: visual}
+    # imagery: {stac_catalog: s3://bucket/event-2024/catalog.json, datetime: 2024-07-01/..}
     dem: s3://bucket/bijie-north/dem.tif
     model: s3://bucket/models/unet/             # a bundle or a `lsmap train` run directory
     output: s3://bucket/scans/                  # results go to <output>/<name>/
@@ -13,7 +17,15 @@ regions:
     before_threshold: 0.3    # optional: "new" needs probability below this before (default: threshold)
     min_area_m2: 50          # optional: smaller polygons are not reported (default 0)
     mapping: {workers: 2, gpus_per_worker: 1, batch_size: 32, chunk: 1024}   # optional
+    event: {id: bijie-2024-07-rain, date: 2024-07-14}   # optional: written into every polygon
 ```
+
+STAC imagery keys: exactly one of ``stac_api`` (an http(s) STAC API URL, searched with
+pystac-client) or ``stac_catalog`` (a static catalog or collection JSON, local, s3:// or http(s),
+walked with pystac); optional ``collection`` (a collection id), ``max_cloud_cover`` (percent,
+against ``eo:cloud_cover``; items without it are kept), a time window as ``days`` (the last N
+days) or ``datetime`` (a STAC interval ``start/end``, ``..`` for open), and ``asset`` (the asset
+key to map when an item has several GeoTIFF/Zarr assets).
 
 Parsing is strict: an unknown or repeated key, a missing field, a value of the wrong type, a bad
 cron expression or CRS, or a path with a ``..`` segment is an :class:`InputError` naming the file
@@ -23,6 +35,7 @@ parsed as data (``yaml.safe_load`` rules), never executed.
 
 from __future__ import annotations
 
+import datetime
 import math
 import os
 import re
@@ -60,12 +73,34 @@ class MappingOptions:
 
 
 @dataclass(frozen=True)
+class StacImagery:
+    """Where a region's imagery is found by STAC: an API (``api``) or a static catalog
+    (``catalog``), and which items count (see the module docstring)."""
+
+    api: str | None = None
+    catalog: str | None = None
+    collection: str | None = None
+    max_cloud_cover: float | None = None
+    days: int | None = None
+    datetime: str | None = None
+    asset: str | None = None
+
+
+@dataclass(frozen=True)
+class Event:
+    """The event a region is watched for; its id and date go into every polygon."""
+
+    id: str | None = None
+    date: str | None = None
+
+
+@dataclass(frozen=True)
 class Region:
-    """One watched region."""
+    """One watched region. ``imagery`` is a storage prefix or a :class:`StacImagery`."""
 
     name: str
     aoi: AreaOfInterest
-    imagery: str
+    imagery: str | StacImagery
     dem: str
     model: str
     output: str
@@ -74,6 +109,7 @@ class Region:
     before_threshold: float
     min_area_m2: float = 0.0
     mapping: MappingOptions = field(default_factory=MappingOptions)
+    event: Event = field(default_factory=Event)
 
     @property
     def root(self) -> str:
@@ -244,7 +280,10 @@ def _region(entry: Any, file: str, where: str, base: str | None) -> Region:
         )
     fields.where = f"{where} ({name})"
     aoi = _aoi(fields.take("aoi", dict), file, f"{fields.where}.aoi")
-    imagery = fields.uri("imagery", base)
+    if isinstance(fields.mapping.get("imagery"), dict):
+        imagery = _stac_imagery(fields.take("imagery", dict), file, f"{fields.where}.imagery", base)
+    else:
+        imagery = fields.uri("imagery", base)
     dem = fields.uri("dem", base)
     model = fields.uri("model", base)
     output = fields.uri("output", base)
@@ -257,6 +296,7 @@ def _region(entry: Any, file: str, where: str, base: str | None) -> Region:
     except ValueError as err:
         raise fields.error("schedule", str(err)) from err
     mapping = _mapping(fields.take("mapping", dict, default={}), file, f"{fields.where}.mapping")
+    event = _event(fields.take("event", dict, default={}), file, f"{fields.where}.event")
     fields.done()
     return Region(
         name=name,
@@ -270,7 +310,55 @@ def _region(entry: Any, file: str, where: str, base: str | None) -> Region:
         before_threshold=float(before),
         min_area_m2=float(min_area),
         mapping=mapping,
+        event=event,
     )
+
+
+def _stac_imagery(entry: dict, file: str, where: str, base: str | None) -> StacImagery:
+    fields = _Fields(entry, file, where)
+    kinds = [key for key in ("stac_api", "stac_catalog") if key in fields.mapping]
+    if len(kinds) != 1:
+        raise fields.error("", "expected exactly one of 'stac_api' (a URL) or 'stac_catalog'")
+    api = catalog = None
+    if kinds[0] == "stac_api":
+        api = fields.take("stac_api", str)
+        if not api.startswith(("http://", "https://")):
+            raise fields.error("stac_api", f"expected an http(s) URL, got {api!r}")
+    else:
+        catalog = fields.uri("stac_catalog", base)
+    imagery = StacImagery(
+        api=api,
+        catalog=catalog,
+        collection=fields.take("collection", str, default=None),
+        max_cloud_cover=fields.number("max_cloud_cover", 0.0, 100.0, default=None),
+        days=fields.integer("days", 1, default=None),
+        datetime=fields.take("datetime", str, default=None),
+        asset=fields.take("asset", str, default=None),
+    )
+    if imagery.days is not None and imagery.datetime is not None:
+        raise fields.error("", "give a time window as 'days' or as 'datetime', not both")
+    if imagery.datetime is not None:
+        from pipelines.scan.discovery import parse_interval
+
+        try:
+            parse_interval(imagery.datetime)
+        except ValueError as err:
+            raise fields.error("datetime", str(err)) from err
+    fields.done()
+    return imagery
+
+
+def _event(entry: dict, file: str, where: str) -> Event:
+    fields = _Fields(entry, file, where)
+    event_id = fields.take("id", str, default=None)
+    date = fields.take("date", (str, datetime.date), default=None)
+    if isinstance(date, str):
+        try:
+            date = datetime.date.fromisoformat(date)
+        except ValueError as err:
+            raise fields.error("date", f"expected a date YYYY-MM-DD, got {date!r}") from err
+    fields.done()
+    return Event(id=event_id, date=date.isoformat() if date is not None else None)
 
 
 def _aoi(entry: dict, file: str, where: str) -> AreaOfInterest:

@@ -2,6 +2,10 @@
 
 Both are plain functions of the scan's results, with no clock in them: scanning the same image
 again writes the same bytes.
+
+The alert level is a rule on the landslides that call for attention: the new ones when there is
+a previous map, else (the region's first image) all of them. By their total area: ``green`` none,
+``yellow`` under 1 ha, ``orange`` 1 to 10 ha, ``red`` 10 ha or more (:data:`ALERT_LEVELS`).
 """
 
 from __future__ import annotations
@@ -12,6 +16,16 @@ from pipelines.scan.config import Region
 from pipelines.scan.discovery import Image
 
 TOP = 10  # polygons listed in the summary and the report
+# (level, lowest total area in m²), highest level first; any landslide at all is at least yellow.
+ALERT_LEVELS = (("red", 100_000.0), ("orange", 10_000.0), ("yellow", 0.0))
+
+
+def alert_level(features: list[dict]) -> str:
+    """The alert level (see the module docstring) for the landslides ``features``."""
+    if not features:
+        return "green"
+    area = sum(f["properties"]["area_m2"] for f in features)
+    return next(level for level, low in ALERT_LEVELS if area >= low)
 
 
 def _totals(features: list[dict]) -> dict:
@@ -34,20 +48,44 @@ def summarise(
     grid = comparison.grid
     return {
         "region": region.name,
+        "scan_id": f"{region.name}/{image.id}",
         "image": image.id,
         "image_uri": storage.redact(image.uri),
+        "image_datetime": image.datetime,
         "previous_image": previous,
+        "event": {"id": region.event.id, "date": region.event.date},
         "threshold": region.threshold,
         "before_threshold": region.before_threshold,
         "min_area_m2": region.min_area_m2,
         "crs": grid.crs.to_string(),
         "pixel_size": list(grid.res),
+        "bbox": [round(v, 7) for v in _lonlat(grid.crs, grid.bounds)],
+        "landslides_bbox": _features_bbox(comparison.landslides, grid),
+        "max_probability": comparison.max_probability,
+        "alert_level": alert_level(comparison.landslides if new is None else new),
+        "alert_basis": "all landslides (first image)" if new is None else "new landslides",
         "landslides": _totals(comparison.landslides),
         "new_landslides": None if new is None else _totals(new),
         "top_landslides": [f["properties"] for f in comparison.landslides[:TOP]],
         "top_new_landslides": None if new is None else [f["properties"] for f in new[:TOP]],
         "outputs": outputs,
     }
+
+
+def _lonlat(crs, bounds) -> tuple[float, float, float, float]:
+    from rasterio.warp import transform_bounds
+
+    return transform_bounds(crs, "EPSG:4326", *bounds, densify_pts=21)
+
+
+def _features_bbox(features: list[dict], grid) -> list[float] | None:
+    """Longitude/latitude bounds of ``features`` (None when there are none)."""
+    import shapely
+
+    if not features:
+        return None
+    bounds = shapely.union_all([shapely.geometry.shape(f["geometry"]) for f in features]).bounds
+    return [round(v, 7) for v in _lonlat(grid.crs, bounds)]
 
 
 def _area(m2: float) -> str:
@@ -92,7 +130,14 @@ def render_markdown(summary: dict) -> str:
     ]
     if new is not None:
         lines.append(f"| New landslides | {new['count']} polygons, {_area(new['area_m2'])} |")
-    lines += [f"| Rule | {rule} |", ""]
+    highest = summary["max_probability"]
+    lines += [
+        f"| Alert level | **{summary['alert_level']}** (by the area of "
+        f"{summary['alert_basis']}: yellow < 1 ha ≤ orange < 10 ha ≤ red) |",
+        f"| Highest probability | {'no data' if highest is None else f'{highest:.2f}'} |",
+        f"| Rule | {rule} |",
+        "",
+    ]
     if new is not None:
         lines += ["## New landslides, largest first", ""]
         top = summary["top_new_landslides"]

@@ -2,32 +2,58 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
+import rasterio
 import torch
 
 from lsmodel.bundle import ModelBundle
 from lsmodel.losses import build_loss
 from lsmodel.models import build_model
 from pipelines.bundles import save_bundle
-from pipelines.chips import ChipDataset, band_stats, scan_bijie, split_records
-from pipelines.synthetic.writers import write_chips
+from pipelines.chips import normalize
+from pipelines.raster import Grid, open_mosaic, read_window
+from pipelines.synthetic.writers import write_region
 
-CHIP = 64
+TILE, STRIDE = 64, 32
+
+
+def _region_tiles(region, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Overlapping tiles of a synthetic region as the mapper sees it (DEM warped onto the RGB grid):
+    every tile with scars, and as many scar-free ones drawn at random."""
+    rgb = open_mosaic(str(region.rgb))
+    dem = read_window(open_mosaic(str(region.dem)), Grid.from_dataarray(rgb))
+    stack = np.concatenate([rgb.values.astype(np.float32), dem])
+    with rasterio.open(region.truth) as src:
+        truth = src.read(1).astype(np.float32)
+    corners = [
+        (row, col)
+        for row in range(0, truth.shape[0] - TILE + 1, STRIDE)
+        for col in range(0, truth.shape[1] - TILE + 1, STRIDE)
+    ]
+    x = np.stack([stack[:, r : r + TILE, c : c + TILE] for r, c in corners])
+    y = np.stack([truth[None, r : r + TILE, c : c + TILE] for r, c in corners])
+    scarred = y.mean(axis=(1, 2, 3)) > 0.005
+    rng = np.random.default_rng(seed)
+    negatives = rng.choice(np.flatnonzero(~scarred), scarred.sum(), replace=False)
+    keep = np.sort(np.concatenate([np.flatnonzero(scarred), negatives]))
+    return x[keep], y[keep]
 
 
 @pytest.fixture(scope="session")
 def trained_bundle(tmp_path_factory) -> str:
-    """A small U-Net trained in-process on synthetic chips; returns its bundle URI.
+    """A small U-Net trained in-process on tiles of a synthetic region; returns its bundle URI.
 
-    A plain loop keeps this fixture fast; Ray Train itself is tested in test_train.py.
+    Tiles cut from a region (not chips) give the model the DEM as the mapper delivers it: warped
+    from the DEM's own grid. A plain loop keeps this fixture fast; Ray Train is tested in
+    test_train.py. The region (seed 9) is a different world from every region the tests map.
     """
     root = tmp_path_factory.mktemp("trained")
-    write_chips(root / "chips", count=200, size=CHIP, seed=3)
-    splits = split_records(scan_bijie(root / "chips"), seed=0)
-    mean, std = band_stats(splits["train"], CHIP)
-    train = ChipDataset(splits["train"], CHIP, mean, std)
-    x = torch.stack([train[i][0] for i in range(len(train))])
-    y = torch.stack([train[i][1] for i in range(len(train))])
+    region = write_region(root / "region", size=1024, seed=9, event=2)
+    tiles, labels = _region_tiles(region, seed=0)
+    mean, std = tiles.mean(axis=(0, 2, 3)), tiles.std(axis=(0, 2, 3))
+    x = torch.from_numpy(normalize(tiles, mean, std)).float()
+    y = torch.from_numpy(labels)
 
     torch.manual_seed(0)
     model = build_model("unet", base_width=8, depth=3, dropout=0.0)
@@ -44,7 +70,7 @@ def trained_bundle(tmp_path_factory) -> str:
         bands=["red", "green", "blue", "elevation"],
         norm_mean=mean.tolist(),
         norm_std=std.tolist(),
-        tile_size=CHIP,
+        tile_size=TILE,
         resolution_m=1.0,
     )
     return save_bundle(bundle, str(root / "model"))

@@ -2,7 +2,7 @@
 
 Imagery appears under an S3 prefix one image at a time, as it would after real events; each scan
 maps what is new and reports landslides that were not there in the previous image. The model is
-the session's small trained U-Net (tests/integration/conftest.py).
+the session's small U-Net trained on another synthetic region (tests/integration/conftest.py).
 """
 
 from __future__ import annotations
@@ -114,16 +114,14 @@ def test_scans_find_new_landslides_once_and_pick_up_new_images(events, watched):
     precision = np.isin(polygons, true_polygons[true_polygons > 0]).sum() / reported_new.sum()
     found_scars = np.unique(scars[reported_new & new_truth])
     found_area = np.isin(scars, found_scars[found_scars > 0]).sum() / new_truth.sum()
-    # What the comparison must not lose: the new scar area the post-event map itself flags. How
-    # much of it the map flags is the model's business: a model this small finds some scars and
-    # misses others, so only that it finds new scars at all is asked of it here.
+    # What the comparison must not lose: the new scar area the post-event map itself flags.
     kept = (reported_new & new_truth).sum() / (mapped & new_truth).sum()
     print(
         f"new landslides: precision {precision:.3f}, scar area found {found_area:.3f}, kept {kept:.3f}"
     )
     assert precision >= 0.9  # few false new ones: old scars and look-alikes are not reported
     assert kept >= 0.9
-    assert found_area > 0
+    assert found_area >= 0.6  # most of the added scar area is found
 
     summary = storage.read_json(f"{image_dir}/summary.json")
     new_features = storage.read_json(f"{image_dir}/new_landslides.geojson")["features"]

@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 from affine import Affine
 
 from pipelines.mapping.output import OutputLayout, create_store, encode, open_array
-from pipelines.mapping.polygons import write_geojson
 from pipelines.raster import Grid
 from pipelines.scan.compare import LANDSLIDE, NEW, compare_maps
 from pipelines.scan.config import parse_watchlist
 from pipelines.scan.discovery import Image
-from pipelines.scan.report import render_markdown, summarise
+from pipelines.scan.report import alert_level, render_markdown, summarise
 
 PIXEL = 2.0  # m: a pixel is 4 m²
 GRID = Grid("EPSG:32648", Affine(PIXEL, 0, 530_000, 0, -PIXEL, 3_021_000), 80, 96)
@@ -159,7 +157,19 @@ regions:
     assert "`2024-06-01`" in report and "(landslides.png)" in report
     assert "new where it was < 0.3 in the previous map" in report
 
-    uri = write_geojson(str(tmp_path / "new.geojson"), result.new, result.grid)
-    collection = json.loads(Path(uri).read_text())
-    assert collection["crs"]["properties"]["name"] == "EPSG:32648"
-    assert len(collection["features"]) == 1
+    assert summary["max_probability"] == pytest.approx(0.9, abs=0.003)
+    assert summary["alert_level"] == "yellow" and summary["alert_basis"] == "new landslides"
+    assert "| Alert level | **yellow** (by the area of new landslides" in report
+    left, bottom, right, top = summary["bbox"]
+    assert 105 < left < right < 106 and 27 < bottom < top < 28
+    # The landslides lie inside the mapped area.
+    inner = summary["landslides_bbox"]
+    assert left <= inner[0] < inner[2] <= right and bottom <= inner[1] < inner[3] <= top
+
+
+@pytest.mark.parametrize(
+    ("areas", "level"),
+    [([], "green"), ([9_999.0], "yellow"), ([6_000.0, 4_000.0], "orange"), ([100_000.0], "red")],
+)
+def test_alert_level_follows_the_total_area(areas, level):
+    assert alert_level([{"properties": {"area_m2": area}} for area in areas]) == level

@@ -7,7 +7,7 @@ import textwrap
 import pytest
 
 from pipelines.errors import InputError
-from pipelines.scan.config import load_watchlist, parse_watchlist
+from pipelines.scan.config import Event, StacImagery, load_watchlist, parse_watchlist
 from pipelines.scan.cron import validate_cron
 
 VALID = """
@@ -67,6 +67,43 @@ def test_optional_keys_are_read():
         512,
         16,
     )
+
+
+def test_stac_imagery_and_event_are_read(tmp_path):
+    api = _with(
+        imagery="imagery: {stac_api: 'http://127.0.0.1:8000', collection: s2, "
+        "max_cloud_cover: 20, days: 30, asset: visual}"
+    )
+    text = api + "\n    event: {id: rain-2024, date: 2024-07-14}\n"
+    [region] = parse_watchlist(text, "w.yaml").regions
+    assert region.imagery == StacImagery(
+        api="http://127.0.0.1:8000", collection="s2", max_cloud_cover=20, days=30, asset="visual"
+    )
+    assert region.event == Event(id="rain-2024", date="2024-07-14")
+    catalog = _with(imagery="imagery: {stac_catalog: event/catalog.json, datetime: 2024-07-01/..}")
+    [region] = parse_watchlist(catalog, str(tmp_path / "w.yaml")).regions
+    assert region.imagery.catalog == str(tmp_path / "event" / "catalog.json")
+    assert region.imagery.datetime == "2024-07-01/.." and region.imagery.api is None
+    assert region.event == Event()
+
+
+@pytest.mark.parametrize(
+    "imagery,where,problem",
+    [
+        ("{collection: s2}", ".imagery", "exactly one of 'stac_api'"),
+        ("{stac_api: a, stac_catalog: b}", ".imagery", "exactly one of 'stac_api'"),
+        ("{stac_api: ftp://x}", ".imagery.stac_api", "http(s) URL"),
+        ("{stac_catalog: c.json, max_cloud_cover: 120}", ".max_cloud_cover", "[0.0, 100.0]"),
+        ("{stac_catalog: c.json, days: 0}", ".imagery.days", ">= 1"),
+        ("{stac_catalog: c.json, days: 3, datetime: 2024-07-01/..}", ".imagery", "not both"),
+        ("{stac_catalog: c.json, datetime: July}", ".imagery.datetime", "not an ISO 8601"),
+        ("{stac_catalog: c.json, cloud: 3}", ".imagery", "unknown key(s) 'cloud'"),
+    ],
+)
+def test_bad_stac_imagery_names_the_key(imagery, where, problem):
+    message = _error(_with(imagery=f"imagery: {imagery}"))
+    assert where in message and problem in message
+    assert "expected a date YYYY-MM-DD" in _error(VALID + "    event: {date: 14/07/2024}\n")
 
 
 @pytest.mark.parametrize(

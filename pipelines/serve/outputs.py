@@ -1,0 +1,74 @@
+"""What a finished map output directory holds, as read from its manifest."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from pipelines import storage
+from pipelines.errors import InputError
+from pipelines.mapping.output import OutputLayout
+
+# Polygon formats, best first: GeoParquet is the canonical file, GeoJSON is for reports.
+POLYGON_SUFFIXES = (".parquet", ".geoparquet", ".fgb", ".geojson")
+
+
+@dataclass(frozen=True)
+class MapOutputs:
+    """The files of one finished map run that the viewer serves."""
+
+    root: str
+    manifest: dict
+    zarr: str
+    cog: str | None
+    polygons: str | None
+
+
+def load_outputs(out: str) -> MapOutputs:
+    """Read ``out``'s manifest and find its probability Zarr, COG and polygons.
+
+    Raises :class:`InputError` naming ``out`` when it is not the output of a finished map run.
+    """
+    layout = OutputLayout(str(out))
+    name = storage.redact(str(out))
+    if not storage.exists(layout.manifest):
+        raise InputError(
+            f"{name} is not a map output: it has no manifest.json (run `lsmap map --out {name}`)"
+        )
+    manifest = storage.read_json(layout.manifest)
+    status = manifest.get("status")
+    if status != "complete":
+        raise InputError(
+            f"{name} holds an unfinished map run (status {status!r}); rerun `lsmap map` with the "
+            "same arguments to finish it"
+        )
+    files = [_resolve(str(out), uri) for uri in _uris(manifest.get("outputs", {}))]
+    zarr = next((uri for uri in files if uri.rstrip("/").endswith(".zarr")), layout.zarr)
+    if not storage.exists(storage.join(zarr, "zarr.json")):
+        raise InputError(f"{name}: the probability store {storage.redact(zarr)} is missing")
+    cog = next((uri for uri in files if uri.lower().endswith((".tif", ".tiff"))), None)
+    polygons = next(
+        (uri for suffix in POLYGON_SUFFIXES for uri in files if uri.lower().endswith(suffix)),
+        None,
+    )
+    return MapOutputs(root=str(out), manifest=manifest, zarr=zarr, cog=cog, polygons=polygons)
+
+
+def _resolve(out: str, uri: str) -> str:
+    """Manifest entries may be relative to the output directory (a portable layout)."""
+    if "://" in uri or uri.startswith("/"):
+        return uri
+    return storage.join(out, uri)
+
+
+def _uris(value: Any) -> Iterator[str]:
+    """Every string in the manifest's ``outputs``, however nested (one per format or asset)."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _uris(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _uris(item)
