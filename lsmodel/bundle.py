@@ -53,6 +53,9 @@ class ModelBundle:
     units) normalise them as ``(x - mean) / std``. ``tile_size`` is the training chip size in
     pixels and ``resolution_m`` its ground resolution (None if unknown). A probability >=
     ``threshold`` counts as landslide. ``metrics`` holds validation results (JSON values).
+    ``terrain`` holds the numeric parameters of bands derived from the DEM (e.g. a window radius
+    in metres), so that whoever applies the model derives them as training did; empty when no
+    band needs any. Bundles written before it existed read as empty.
     """
 
     arch: str
@@ -65,6 +68,7 @@ class ModelBundle:
     resolution_m: float | None = None
     threshold: float = 0.5
     metrics: dict[str, Any] = field(default_factory=dict)
+    terrain: dict[str, float] = field(default_factory=dict)
     format_version: int = FORMAT_VERSION
 
     def __post_init__(self) -> None:
@@ -104,6 +108,16 @@ class ModelBundle:
             problems.append(f"tile_size {self.tile_size} is not a positive multiple of {2**depth}")
         if not 0.0 <= self.threshold <= 1.0:
             problems.append(f"threshold {self.threshold} is not in [0, 1]")
+        if not isinstance(self.terrain, dict) or not all(
+            isinstance(k, str)
+            and isinstance(v, (int, float))
+            and not isinstance(v, bool)
+            and math.isfinite(v)
+            for k, v in self.terrain.items()
+        ):
+            problems.append(f"terrain {self.terrain!r} must map names to finite numbers")
+        if len(set(self.bands)) != len(self.bands):
+            problems.append(f"bands {self.bands} name a band more than once")
         if problems:
             raise BundleError("invalid model bundle: " + "; ".join(problems))
 
@@ -209,6 +223,8 @@ _FIELD_TYPES: dict[str, tuple[type, ...]] = {
     "threshold": (int, float),
     "metrics": (dict,),
 }
+# Fields added after format 1 was first written: absent from older bundles, given their default.
+_OPTIONAL_FIELDS: dict[str, tuple[tuple[type, ...], Any]] = {"terrain": ((dict,), {})}
 
 
 def _parse_config(config: Any) -> dict[str, Any]:
@@ -234,6 +250,11 @@ def _parse_config(config: Any) -> dict[str, Any]:
         if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in config[name]):
             raise BundleError(f"{_CONFIG} {name} must be numbers, got {config[name]!r}")
     parsed = {name: config[name] for name in _FIELD_TYPES}
+    for name, (types, default) in _OPTIONAL_FIELDS.items():
+        value = config.get(name, default)
+        if not isinstance(value, types):
+            raise BundleError(f"{_CONFIG} field {name!r} has the wrong type: {value!r}")
+        parsed[name] = value
     for name in ("norm_mean", "norm_std"):
         parsed[name] = [float(v) for v in parsed[name]]
     parsed["threshold"] = float(parsed["threshold"])

@@ -23,11 +23,12 @@ import numpy as np
 import torch
 from PIL import Image
 
+from pipelines.bands import BASE_BANDS, BandSet
 from pipelines.errors import InputError
 
 CLASSES = ("landslide", "non-landslide")
 SPLITS = ("train", "val", "test")
-BAND_NAMES = ("red", "green", "blue", "elevation")
+BAND_NAMES = BASE_BANDS
 
 
 @dataclass(frozen=True)
@@ -145,8 +146,23 @@ def _resize(band: np.ndarray, size: int, resample: Image.Resampling) -> np.ndarr
     return np.asarray(Image.fromarray(band).resize((size, size), resample))
 
 
-def load_chip(record: ChipRecord, size: int) -> tuple[np.ndarray, np.ndarray]:
-    """The chip's (4, size, size) float32 stack in raw units and its (size, size) uint8 0/1 mask."""
+def load_chip(
+    record: ChipRecord,
+    size: int,
+    bands: BandSet | None = None,
+    resolution_m: float | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The chip's ``(len(bands), size, size)`` float32 stack in raw units and its 0/1 mask.
+
+    ``bands`` defaults to R, G, B, elevation. Terrain bands need ``resolution_m``, the ground
+    size in metres of a pixel of the resized chip.
+    """
+    bands = bands if bands is not None else BandSet()
+    if bands.terrain and resolution_m is None:
+        raise InputError(
+            f"terrain bands {', '.join(bands.terrain)} need the chips' ground resolution: give "
+            "resolution_m (metres per pixel at the training size; 1 for `lsmap synth chips`)"
+        )
     image = _read(record.image)
     if image.shape[0] < 3:
         raise InputError(f"{record.image}: expected an RGB image, found {image.shape[0]} band(s)")
@@ -164,22 +180,32 @@ def load_chip(record: ChipRecord, size: int) -> tuple[np.ndarray, np.ndarray]:
                 f"{record.image} is {image.shape[2]}x{image.shape[1]} px"
             )
     bilinear, nearest = Image.Resampling.BILINEAR, Image.Resampling.NEAREST
-    bands = [_resize(b.astype(np.float32), size, bilinear) for b in (*image[:3], dem[0])]
-    return np.stack(bands), _resize(mask, size, nearest)
+    rgb = np.stack([_resize(b.astype(np.float32), size, bilinear) for b in image[:3]])
+    elevation = _resize(dem[0].astype(np.float32), size, bilinear)
+    return bands.stack(rgb, elevation, resolution_m), _resize(mask, size, nearest)
 
 
-def band_stats(records: Sequence[ChipRecord], size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per-band mean and standard deviation (float64, raw units) over ``records`` at ``size``."""
+def band_stats(
+    records: Sequence[ChipRecord],
+    size: int,
+    bands: BandSet | None = None,
+    resolution_m: float | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-band mean and standard deviation (float64, raw units) over ``records`` at ``size``.
+
+    ``bands`` and ``resolution_m`` as in :func:`load_chip`: terrain bands included.
+    """
     if not records:
         raise InputError("cannot compute band statistics of an empty set of chips")
     shift = total = squares = None
     count = 0
     for record in records:
-        stack = load_chip(record, size)[0].astype(np.float64).reshape(4, -1)
+        stack = load_chip(record, size, bands, resolution_m)[0].astype(np.float64)
+        stack = stack.reshape(stack.shape[0], -1)
         if shift is None:
             # Sums about a first guess of the mean keep the variance exact for DEMs in metres.
             shift = stack.mean(axis=1)
-            total, squares = np.zeros(4), np.zeros(4)
+            total, squares = np.zeros_like(shift), np.zeros_like(shift)
         centred = stack - shift[:, None]
         total += centred.sum(axis=1)
         squares += (centred * centred).sum(axis=1)
@@ -204,8 +230,10 @@ def normalize(stack: np.ndarray, mean: Sequence[float], std: Sequence[float]) ->
 class ChipDataset(torch.utils.data.Dataset):
     """Normalised chips as ``(x (C, H, W), y (1, H, W))`` float32 tensors.
 
-    ``bands=4`` gives R, G, B, elevation; ``bands=3`` drops the DEM (the RGB-only ablation).
-    ``mean``/``std`` are the four-band training statistics from :func:`band_stats`.
+    ``bands`` is a :class:`~pipelines.bands.BandSet` or a list of band names (default R, G, B,
+    elevation; ``red, green, blue`` is the RGB-only ablation); ``mean``/``std`` are the training
+    statistics of exactly those bands (:func:`band_stats`). ``resolution_m`` as in
+    :func:`load_chip`.
     """
 
     def __init__(
@@ -214,20 +242,30 @@ class ChipDataset(torch.utils.data.Dataset):
         size: int,
         mean: Sequence[float],
         std: Sequence[float],
-        bands: int = 4,
+        bands: BandSet | Sequence[str] = BASE_BANDS,
+        resolution_m: float | None = None,
     ) -> None:
-        if bands not in (3, 4):
-            raise ValueError(f"bands must be 3 (RGB) or 4 (RGB + DEM), got {bands}")
+        self.bands = bands if isinstance(bands, BandSet) else BandSet(tuple(bands))
+        self.mean = np.asarray(mean, np.float64)
+        self.std = np.asarray(std, np.float64)
+        if not self.mean.size == self.std.size == len(self.bands):
+            raise ValueError(
+                f"{self.mean.size} means and {self.std.size} standard deviations for "
+                f"{len(self.bands)} bands {list(self.bands.names)}"
+            )
+        if self.bands.terrain and resolution_m is None:
+            raise InputError(
+                f"terrain bands {', '.join(self.bands.terrain)} need the chips' ground "
+                "resolution (resolution_m)"
+            )
         self.records = list(records)
         self.size = size
-        self.bands = bands
-        self.mean = np.asarray(mean, np.float64)[:bands]
-        self.std = np.asarray(std, np.float64)[:bands]
+        self.resolution_m = resolution_m
 
     def __len__(self) -> int:
         return len(self.records)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        stack, mask = load_chip(self.records[index], self.size)
-        x = normalize(stack[: self.bands], self.mean, self.std)
+        stack, mask = load_chip(self.records[index], self.size, self.bands, self.resolution_m)
+        x = normalize(stack, self.mean, self.std)
         return torch.from_numpy(x), torch.from_numpy(mask[None].astype(np.float32))

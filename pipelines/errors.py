@@ -9,5 +9,9 @@ class InputError(LsmapError):
     """An input file or dataset is unusable; the message names the file and the problem."""
 
 
+class UnreadableInputError(InputError):
+    """Part of an input mosaic cannot be read (corrupt or missing chunk); names file and window."""
+
+
 class StorageError(LsmapError):
     """A storage URI cannot be reached or written; the message names the URI and why."""

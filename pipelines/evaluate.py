@@ -12,6 +12,7 @@ from torch.utils.data import DataLoader
 
 from lsmodel.bundle import ModelBundle
 from lsmodel.metrics import SegmentationMetrics
+from pipelines.bands import BandSet
 from pipelines.chips import SPLITS, ChipDataset, ChipRecord, scan_bijie, split_records
 from pipelines.errors import InputError
 
@@ -55,9 +56,15 @@ def bundle_split(bundle: ModelBundle, data: str | Path, split: str) -> list[Chip
 
 
 def bundle_dataset(bundle: ModelBundle, records: Sequence[ChipRecord]) -> ChipDataset:
-    """Chips prepared as the bundle expects: its tile size, bands and normalisation."""
+    """Chips prepared as the bundle expects: its tile size, bands (terrain bands derived with its
+    parameters at its resolution) and normalisation."""
     return ChipDataset(
-        records, bundle.tile_size, bundle.norm_mean, bundle.norm_std, bands=len(bundle.bands)
+        records,
+        bundle.tile_size,
+        bundle.norm_mean,
+        bundle.norm_std,
+        BandSet.from_record(bundle.bands, bundle.terrain),
+        bundle.resolution_m,
     )
 
 

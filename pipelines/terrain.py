@@ -7,8 +7,8 @@ Bands, selectable by name (:data:`TERRAIN_BANDS`), all ``float32``:
   i.e. sin and cos of the aspect azimuth (clockwise from north, the direction the slope faces).
   As two bands the aspect has no 359 -> 0 wrap-around. Flat ground (a gradient of exactly zero)
   has no aspect: both bands are 0 there.
-- ``hillshade``: illumination 0-1 (not 0-255) from a sun at azimuth 315 (north-west), altitude
-  45 degrees: the cosine of the angle between the surface normal and the sun, 0 in shadow. Flat
+- ``hillshade``: illumination 0-1 (not 0-255) from a sun by default at azimuth 315 (north-west),
+  altitude 45 degrees: the cosine of the angle between the surface normal and the sun, 0 in shadow. Flat
   ground is ``sin(45) = 0.707``.
 - ``curvature``: minus the Laplacian of elevation, ``-(d2z/dx2 + d2z/dy2)``, in 1/m: positive on
   convex ground (ridges, tops), negative in concave ground (hollows, valleys). ArcGIS's curvature
@@ -34,8 +34,9 @@ Contract (:func:`compute_terrain`): the result has the DEM array's shape. Its ou
 does not see; everything inside them is exact. So a caller that maps a region tile by tile reads
 each tile's DEM window padded by ``required_halo`` pixels of real data on every side (clipped where
 the DEM itself ends), computes with the padded window's own grid, and crops the padding: the tiles
-then equal one pass over the whole DEM (:func:`compute_terrain_tiled` does exactly that). A caller with one self-contained DEM (a
-training chip) computes on it directly: its edges get the edge rule below.
+then equal one pass over the whole DEM (:func:`compute_terrain_tiled` does exactly that), bit for
+bit on projected grids (no sum runs from a window's corner). A caller with one self-contained DEM
+(a training chip) computes on it directly: its edges get the edge rule below.
 
 Edge rule (the array's edge, taken as the end of the data): the DEM is extended by odd reflection,
 ``z(-k) = 2 z(0) - z(k)``, i.e. linear extrapolation. Never zeros (which make false cliffs) and
@@ -59,7 +60,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyproj
-from scipy.ndimage import uniform_filter
 
 from pipelines.errors import InputError
 from pipelines.raster import Grid
@@ -70,6 +70,9 @@ HILLSHADE_ALTITUDE = 45.0
 
 # Halo of the 3x3 stencils (Horn's gradient, 5-point second differences).
 _STENCIL_HALO = 1
+# Relative elevation sums elevations as integers of 1/65536 m: exact for float32 DEMs above 2 m
+# (their resolution is coarser), and far below any DEM's accuracy elsewhere.
+_FIXED_POINT = 2.0**16
 
 
 @dataclass(frozen=True)
@@ -174,6 +177,8 @@ def compute_terrain(
     names: Sequence[str],
     *,
     relative_radius_m: float = DEFAULT_RELATIVE_RADIUS_M,
+    hillshade_azimuth: float = HILLSHADE_AZIMUTH,
+    hillshade_altitude: float = HILLSHADE_ALTITUDE,
     z_factor: float = 1.0,
 ) -> np.ndarray:
     """Terrain bands of a DEM array as ``float32 (len(names), H, W)``; see the module contract.
@@ -181,6 +186,7 @@ def compute_terrain(
     ``dem`` is ``(H, W)`` elevations, NaN for no data. ``spacing`` is the grid of exactly this
     array (a padded window's own grid, not the unpadded one) or a pixel size in metres. The outer
     :func:`required_halo` pixels use the edge rule; crop them when the array was padded.
+    ``hillshade_azimuth``/``hillshade_altitude`` place the sun (degrees; default north-west, 45).
     """
     bands = terrain_bands(names)
     z = np.asarray(dem, dtype=np.float64)
@@ -191,7 +197,8 @@ def compute_terrain(
     need = {b.name for b in bands}
     out: dict[str, np.ndarray] = {}
     if need & {"slope", "aspect_sin", "aspect_cos", "hillshade"}:
-        out.update(_gradient_bands(z, dx, dy, need))
+        sun = (hillshade_azimuth, hillshade_altitude)
+        out.update(_gradient_bands(z, dx, dy, need, sun))
     if "curvature" in need:
         out["curvature"] = _curvature(z, dx, dy)
     if "relative_elevation" in need:
@@ -281,7 +288,7 @@ def _gradient(z: np.ndarray, dx: np.ndarray, dy: np.ndarray) -> tuple[np.ndarray
 
 
 def _gradient_bands(
-    z: np.ndarray, dx: np.ndarray, dy: np.ndarray, need: set[str]
+    z: np.ndarray, dx: np.ndarray, dy: np.ndarray, need: set[str], sun: tuple[float, float]
 ) -> dict[str, np.ndarray]:
     east, north = _gradient(z, dx, dy)
     magnitude = np.hypot(east, north)
@@ -295,7 +302,7 @@ def _gradient_bands(
             out["aspect_sin"] = np.where(flat, 0.0, -east / magnitude)
             out["aspect_cos"] = np.where(flat, 0.0, -north / magnitude)
     if "hillshade" in need:
-        azimuth, altitude = np.radians(HILLSHADE_AZIMUTH), np.radians(HILLSHADE_ALTITUDE)
+        azimuth, altitude = np.radians(sun)
         # Unit normal (-dz/dE, -dz/dN, 1) / norm dotted with the unit vector towards the sun.
         sun = np.cos(altitude) * (-east * np.sin(azimuth) - north * np.cos(azimuth))
         shade = (sun + np.sin(altitude)) / np.sqrt(1.0 + magnitude**2)
@@ -317,22 +324,33 @@ def _relative_elevation(
     height, width = z.shape
     # Window half-sizes per row (they vary with latitude on geographic grids), so a pixel's
     # window depends on where it is, not on which window of the DEM it was computed in.
-    rx = np.array([_radius_px(radius_m, abs(d)) for d in dx[1:-1]])
-    ry = np.array([_radius_px(radius_m, abs(d)) for d in dy[1:-1]])
+    rx = np.array([_radius_px(radius_m, abs(d)) for d in dx[1:-1]])[:, None]
+    ry = np.array([_radius_px(radius_m, abs(d)) for d in dy[1:-1]])[:, None]
     pad_y, pad_x = int(ry.max()), int(rx.max())
     p = _extend(z, pad_y, pad_x)
     valid = np.isfinite(p)
-    values = np.where(valid, p, 0.0)
-    mean = np.empty_like(z)
-    # Rows sharing a window size are contiguous: filter each run's slab once.
-    starts = np.flatnonzero((np.diff(rx, prepend=-1) != 0) | (np.diff(ry, prepend=-1) != 0))
-    for start, stop in zip(starts, [*starts[1:], height], strict=True):
-        hy, hx = int(ry[start]), int(rx[start])
-        slab = slice(start + pad_y - hy, stop + pad_y + hy)
-        size = (2 * hy + 1, 2 * hx + 1)
-        total = uniform_filter(values[slab], size, mode="constant")
-        count = uniform_filter(valid[slab].astype(np.float64), size, mode="constant")
-        with np.errstate(invalid="ignore", divide="ignore"):
-            run = total / count
-        mean[start:stop] = run[hy : hy + stop - start, pad_x : pad_x + width]
+    # Window sums in fixed point are exact integers: a pixel's mean is then the same bits
+    # whichever DEM window it was computed in (a running float sum drifts with the start), which
+    # keeps a tiled mapper's output identical for any tiling.
+    total = _integral(np.where(valid, np.rint(p * _FIXED_POINT), 0.0).astype(np.int64))
+    count = _integral(valid.astype(np.int64))
+    rows = np.arange(height)[:, None] + pad_y
+    cols = np.arange(width)[None, :] + pad_x
+    corners = (rows - ry, rows + ry + 1, cols - rx, cols + rx + 1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = _box(total, *corners) / (_box(count, *corners) * _FIXED_POINT)
     return z - mean
+
+
+def _integral(values: np.ndarray) -> np.ndarray:
+    """Summed-area table with a leading row and column of zeros."""
+    table = np.zeros((values.shape[0] + 1, values.shape[1] + 1), values.dtype)
+    table[1:, 1:] = values.cumsum(axis=0).cumsum(axis=1)
+    return table
+
+
+def _box(
+    table: np.ndarray, top: np.ndarray, bottom: np.ndarray, left: np.ndarray, right: np.ndarray
+) -> np.ndarray:
+    """Sums over the boxes ``[top, bottom) x [left, right)`` of a summed-area table."""
+    return table[bottom, right] - table[top, right] - table[bottom, left] + table[top, left]

@@ -12,7 +12,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="map landslide probability over an RGB mosaic and a DEM",
         description=(
             "Stream an RGB mosaic and a DEM (Zarr or GeoTIFF/COG, local or s3://) through a model "
-            "bundle with Ray Data and write a georeferenced probability mosaic (Zarr v3) to --out. "
+            "bundle with Ray Data and write a georeferenced probability mosaic (Zarr) to --out. "
+            "Terrain bands the model was trained with (slope, relative elevation, ...) are derived "
+            "from the DEM per unit, with the neighbouring DEM they need, as in training. "
             "Reruns resume: only units without a marker are computed."
         ),
     )
@@ -20,10 +22,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--model", required=True, help="model bundle, or the run directory of `lsmap train`"
     )
     parser.add_argument(
-        "--rgb", required=True, help="RGB mosaic URI (.tif or .zarr, local or s3://)"
+        "--rgb",
+        required=True,
+        help="RGB mosaic URI (.tif or .zarr, local or s3://), or a STAC Item (.json: path, s3:// or URL)",
     )
     parser.add_argument(
-        "--dem", required=True, help="DEM URI; any CRS and resolution covering the RGB"
+        "--dem",
+        required=True,
+        help="DEM URI (or a STAC Item); any CRS and resolution covering the RGB",
     )
     parser.add_argument("--out", required=True, help="output directory URI (local or s3://)")
     parser.add_argument("--workers", type=int, default=1, help="inference actors (default 1)")
@@ -98,43 +104,58 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--polygons",
         action="store_true",
-        help="also write polygons.geojson (probability over the bundle's threshold)",
+        help="also write polygons.parquet (GeoParquet), polygons.fgb and polygons.geojson "
+        "(probability over the bundle's threshold)",
     )
     parser.add_argument(
         "--no-quicklook", dest="quicklook", action="store_false", help="skip quicklook.png"
     )
+    for name in ("rgb", "dem"):
+        parser.add_argument(
+            f"--{name}-asset",
+            metavar="KEY",
+            help=f"asset of the --{name} STAC Item to map when it has several GeoTIFF/Zarr assets",
+        )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from pipelines.errors import UnreadableInputError
     from pipelines.mapping import map_region
 
-    manifest = map_region(
-        args.model,
-        args.rgb,
-        args.dem,
-        args.out,
-        workers=args.workers,
-        cpus_per_worker=args.cpus_per_worker,
-        gpus_per_worker=args.gpus_per_worker,
-        batch_size=args.batch_size,
-        overlap=args.overlap,
-        blend=args.blend,
-        chunk=args.chunk,
-        bbox=tuple(args.bbox) if args.bbox else None,
-        bbox_crs=args.bbox_crs,
-        resample_to_model=not args.native_resolution,
-        dtype=args.dtype,
-        resume=args.resume,
-        overwrite=args.overwrite,
-        tolerate_read_errors=args.tolerate_read_errors,
-        dem_nodata=args.dem_nodata,
-        cog=args.cog,
-        polygons=args.polygons,
-        quicklook=args.quicklook,
-        progress=not args.quiet,
-    )
+    try:
+        manifest = map_region(
+            args.model,
+            args.rgb,
+            args.dem,
+            args.out,
+            workers=args.workers,
+            cpus_per_worker=args.cpus_per_worker,
+            gpus_per_worker=args.gpus_per_worker,
+            batch_size=args.batch_size,
+            overlap=args.overlap,
+            blend=args.blend,
+            chunk=args.chunk,
+            bbox=tuple(args.bbox) if args.bbox else None,
+            bbox_crs=args.bbox_crs,
+            resample_to_model=not args.native_resolution,
+            dtype=args.dtype,
+            resume=args.resume,
+            overwrite=args.overwrite,
+            tolerate_read_errors=args.tolerate_read_errors,
+            dem_nodata=args.dem_nodata,
+            rgb_asset=args.rgb_asset,
+            dem_asset=args.dem_asset,
+            cog=args.cog,
+            polygons=args.polygons,
+            quicklook=args.quicklook,
+            progress=not args.quiet,
+        )
+    except UnreadableInputError as error:
+        raise UnreadableInputError(
+            f"{error}. Pass --tolerate-read-errors to map around unreadable parts as nodata"
+        ) from None
     print(
         json.dumps(
             {

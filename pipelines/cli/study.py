@@ -12,7 +12,7 @@ from pipelines.training.config import TrainConfig
 # defaults of TrainConfig and the paper's grid.
 DEFAULTS = {f.name: f.default for f in fields(TrainConfig) if f.default is not MISSING}
 TRAIN_FLAGS = ("data", "out", "epochs", "workers", "gpu", "size", "base_width", "depth")
-TRAIN_FLAGS += ("batch_size", "lr", "seed", "dropout")
+TRAIN_FLAGS += ("batch_size", "lr", "seed", "dropout", "resolution_m")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -27,7 +27,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "once. Writes under --out: tables.md, table1.csv (test mIoU per model and loss), "
             "table2.csv (each base model with its best loss, chosen by validation mIoU, and six "
             "test metrics), table3.csv (U-Net++ and its attention variants), loss_curves.png and "
-            "every run under runs/<arch>-<loss>/. Rerunning with the same --out skips finished "
+            "every run under runs/<arch>-<loss>/; with --band-sets, table4.csv (the best model of "
+            "Tables 2 and 3 on each band set, e.g. RGB + DEM against RGB + DEM + terrain bands). "
+            "Rerunning with the same --out skips finished "
             "runs and resumes cut ones. --config FILE.yaml may hold any `lsmap train` setting "
             "but arch and loss, plus archs, losses and attention lists; flags given override it."
         ),
@@ -43,6 +45,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--attention",
         help=f"comma-separated attention models (default {','.join(ATTENTION_MODELS)})",
+    )
+    parser.add_argument(
+        "--band-sets",
+        help="comma-separated band sets for Table 4, each +-joined band names or sets (rgb, rgbd, "
+        "terrain), e.g. rgbd,rgbd+terrain: the best model of Tables 2 and 3 trained on each "
+        "(default: none; terrain bands need --resolution-m)",
+    )
+    parser.add_argument(
+        "--resolution-m", type=float, help="ground resolution of the chips in metres, if known"
     )
     parser.add_argument("--epochs", type=int, help=f"epochs per run (default {DEFAULTS['epochs']})")
     parser.add_argument(

@@ -10,6 +10,13 @@ from pipelines.training.config import TrainConfig, config_keys
 # Every flag defaults to None so that only flags given explicitly override the --config file;
 # the help shows the defaults of TrainConfig, the one place they are set.
 DEFAULTS = {f.name: f.default for f in fields(TrainConfig) if f.default is not MISSING}
+BANDS_HELP = (
+    "comma-separated input bands: red,green,blue (RGB only) or red,green,blue,elevation followed "
+    "by terrain bands derived from the DEM (slope, aspect_sin, aspect_cos, hillshade, curvature, "
+    "relative_elevation); rgb, rgbd and terrain name sets, e.g. rgbd,terrain. Terrain bands need "
+    "--resolution-m "
+    f"(default {','.join(DEFAULTS['bands'])})"
+)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -17,7 +24,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "train",
         help="train a model on Bijie-layout chips with Ray Train (data-parallel, resumable)",
         description=(
-            "Train an architecture on RGB + DEM chips (Bijie layout) with --workers data-parallel "
+            "Train an architecture on RGB + DEM chips (Bijie layout), optionally with terrain bands "
+            "derived from the DEM (--bands), with --workers data-parallel "
             "Ray Train workers; report losses and validation metrics every epoch and checkpoint "
             "under --out (local or s3://). Running again with the same --out resumes after the "
             "last finished epoch. Writes the best epoch's model bundle (model.lsmap), "
@@ -85,6 +93,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--threshold",
         type=float,
         help=f"probability counted as landslide (default {DEFAULTS['threshold']})",
+    )
+    parser.add_argument("--bands", help=BANDS_HELP)
+    parser.add_argument(
+        "--relative-radius-m",
+        type=float,
+        help="window radius of relative_elevation in metres "
+        f"(default {DEFAULTS['relative_radius_m']:g})",
     )
     parser.add_argument(
         "--split-fractions",

@@ -1,6 +1,7 @@
 """``map_region``: RGB mosaic + DEM -> georeferenced landslide probability mosaic, with Ray Data.
 
-Stages, top to bottom: plan units -> read + warp + stack + normalise (CPU tasks) -> tile, infer,
+Stages, top to bottom: plan units -> read + warp + derive the bundle's terrain bands + stack +
+normalise (CPU tasks; the DEM read reaches the bands' halo further) -> tile, infer,
 blend (actor pool, model loaded once per actor) -> write one chunk + marker (tasks) -> finalize
 (driver: status, manifest, exports).
 """
@@ -8,6 +9,7 @@ blend (actor pool, model loaded once per actor) -> write one chunk + marker (tas
 from __future__ import annotations
 
 import datetime
+import math
 import time
 import warnings
 from dataclasses import asdict
@@ -15,14 +17,16 @@ from dataclasses import asdict
 from tqdm import tqdm
 
 from lsmodel.bundle import ModelBundle
-from pipelines import storage
+from pipelines import stac, storage
+from pipelines.bands import BASE_BANDS, BandSet
 from pipelines.bundles import load_bundle, resolve_bundle_uri
-from pipelines.errors import InputError, LsmapError
+from pipelines.errors import InputError, LsmapError, UnreadableInputError
 from pipelines.mapping import export, output
 from pipelines.mapping.plan import MapPlan, TileLayout, output_grid
 from pipelines.mapping.stages import InferUnits, MapSpec, read_unit, write_unit
 from pipelines.raster import Grid, open_mosaic
 from pipelines.ray_runtime import init_ray
+from pipelines.terrain import TERRAIN_BANDS
 
 
 def map_region(
@@ -46,6 +50,8 @@ def map_region(
     overwrite: bool = False,
     tolerate_read_errors: bool = False,
     dem_nodata: float | None = None,
+    rgb_asset: str | None = None,
+    dem_asset: str | None = None,
     cog: bool = False,
     polygons: bool = False,
     quicklook: bool = True,
@@ -57,9 +63,11 @@ def map_region(
     units that have no marker yet; a different run in ``out`` is refused unless ``overwrite``.
     """
     started = time.perf_counter()
+    rgb, rgb_item = stac.resolve_raster(rgb, rgb_asset)
+    dem, dem_item = stac.resolve_raster(dem, dem_asset)
     bundle = load_bundle(model)
     rgb_mosaic, dem_mosaic = open_mosaic(rgb), open_mosaic(dem)
-    _check_inputs(bundle, rgb, rgb_mosaic, dem, dem_mosaic)
+    bands = _check_inputs(bundle, rgb, rgb_mosaic, dem, dem_mosaic)
     source = Grid.from_dataarray(rgb_mosaic)
     grid = output_grid(
         source, bundle.resolution_m if resample_to_model else None, bbox=bbox, bbox_crs=bbox_crs
@@ -84,6 +92,10 @@ def map_region(
         dtype=dtype,
         tolerate_read_errors=tolerate_read_errors,
         dem_nodata=dem_nodata,
+        bands=bands,
+        # From the whole output grid (its smallest ground pixel), so every unit reads the same.
+        halo=bands.halo(grid),
+        dem_box=dem_box(grid, dem_mosaic) if bands.terrain else None,
     )
     run = _run_identity(spec, bundle.sha256)
     done = _prepare_output(spec, run, resume=resume, overwrite=overwrite)
@@ -116,7 +128,7 @@ def map_region(
         manifest["outputs"]["cog"] = export.write_cog(spec.layout, grid, chunk)
     if polygons:
         manifest["outputs"]["polygons"] = export.write_polygons(
-            spec.layout, grid, chunk, bundle.threshold
+            spec.layout, grid, chunk, bundle.threshold, rgb_item=rgb_item
         )
     if quicklook:
         manifest["outputs"]["quicklook"] = export.write_quicklook(spec.layout, grid, chunk, rgb)
@@ -133,19 +145,24 @@ def map_region(
         "total": round(time.perf_counter() - started, 3),
         **{key: round(sum(s[key] for s in stats), 3) for key in ("read_s", "infer_s", "write_s")},
     }
+    manifest["outputs"]["stac"] = stac.write_map_catalog(
+        out, manifest, {"rgb": rgb_item, "dem": dem_item}
+    )
     output.write_manifest(spec.layout, manifest)
     return manifest
 
 
-MAPPER_BANDS = ["red", "green", "blue", "elevation"]
-
-
-def _check_inputs(bundle: ModelBundle, rgb_uri: str, rgb, dem_uri: str, dem) -> None:
-    """Refuse inputs the model would silently misread."""
-    if bundle.bands != MAPPER_BANDS:
+def _check_inputs(bundle: ModelBundle, rgb_uri: str, rgb, dem_uri: str, dem) -> BandSet:
+    """Refuse inputs the model would silently misread; the bundle's bands, to build per unit."""
+    if tuple(bundle.bands[: len(BASE_BANDS)]) != BASE_BANDS:
         raise InputError(
-            f"model bundle expects bands {bundle.bands}; the mapper provides {MAPPER_BANDS}"
+            f"model bundle expects bands {bundle.bands}; the mapper provides "
+            f"{', '.join(BASE_BANDS)} followed by terrain bands ({', '.join(TERRAIN_BANDS)})"
         )
+    try:
+        bands = BandSet.from_record(bundle.bands, bundle.terrain)
+    except InputError as err:
+        raise InputError(f"model bundle expects bands the mapper cannot build: {err}") from err
     name = storage.redact(rgb_uri)
     if rgb.sizes["band"] != 3:
         raise InputError(f"{name}: expected an RGB mosaic with 3 bands, found {rgb.sizes['band']}")
@@ -159,6 +176,28 @@ def _check_inputs(bundle: ModelBundle, rgb_uri: str, rgb, dem_uri: str, dem) -> 
         raise InputError(
             f"{storage.redact(dem_uri)}: expected a single-band DEM, found {dem.sizes['band']} bands"
         )
+    return bands
+
+
+def dem_box(grid: Grid, dem) -> tuple[int, int, int, int]:
+    """The DEM's extent as output-grid pixels ``(top, left, bottom, right)``, rounded inwards
+    (it may reach beyond the grid): where terrain bands stop using neighbours and take the
+    terrain edge rule."""
+    from rasterio.warp import transform_bounds
+
+    dem_grid = Grid.from_dataarray(dem)
+    left, bottom, right, top = transform_bounds(
+        dem_grid.crs, grid.crs, *dem_grid.bounds, densify_pts=21
+    )
+    inverse = ~grid.transform
+    cols, rows = zip(*(inverse * (x, y) for x in (left, right) for y in (bottom, top)), strict=True)
+    # Inwards, but edges within float noise of a pixel boundary stay on it.
+    return (
+        math.ceil(min(rows) - 1e-6),
+        math.ceil(min(cols) - 1e-6),
+        math.floor(max(rows) + 1e-6),
+        math.floor(max(cols) + 1e-6),
+    )
 
 
 def _dem_coverage(grid: Grid, dem_uri: str, dem) -> float:
@@ -253,10 +292,7 @@ def _execute(
     with tqdm(total=len(todo), unit="unit", desc="mapping", disable=not progress) as bar:
         for row in written.iter_rows():
             if not row["written"]:
-                raise InputError(
-                    f"{row['error']}. Pass --tolerate-read-errors to map around unreadable "
-                    "parts as nodata"
-                )
+                raise UnreadableInputError(row["error"])
             stats.append(row)
             pixels += row["pixels"]
             rate = pixels / max(time.perf_counter() - started, 1e-9)

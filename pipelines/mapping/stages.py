@@ -15,6 +15,7 @@ import numpy as np
 import xarray as xr
 
 from pipelines import storage
+from pipelines.bands import BandSet
 from pipelines.chips import normalize
 from pipelines.mapping import output
 from pipelines.mapping.plan import MapPlan, Unit
@@ -39,6 +40,12 @@ class MapSpec:
     dtype: str
     tolerate_read_errors: bool = False
     dem_nodata: float | None = None
+    bands: BandSet = BandSet()
+    # DEM pixels read beyond a unit's window for its terrain bands (0: none), on the output grid.
+    halo: int = 0
+    # Where the DEM has data, as output-grid pixels (top, left, bottom, right); beyond it the
+    # terrain bands follow the terrain edge rule. None: the whole plane.
+    dem_box: tuple[int, int, int, int] | None = None
 
     @property
     def layout(self) -> output.OutputLayout:
@@ -74,7 +81,8 @@ def _read(uri: str, grid: Grid, unit: Unit, nodata: float | None = None) -> np.n
 
 
 def read_unit(row: dict[str, Any], spec: MapSpec) -> dict[str, Any]:
-    """Read a unit's window plus halo from the RGB, warp the DEM onto it, stack and normalise.
+    """Read a unit's window plus halo from the RGB, warp the DEM onto it, derive the terrain
+    bands, stack the bundle's bands in order and normalise.
 
     An unreadable input is reported in the row, not raised (Ray would wrap the exception beyond
     recognition): the driver fails naming the file, or, when the user tolerates read errors, the
@@ -85,12 +93,12 @@ def read_unit(row: dict[str, Any], spec: MapSpec) -> dict[str, Any]:
     grid = spec.plan.read_grid(unit)
     error = ""
     try:
-        stack = np.concatenate(
-            [_read(spec.rgb, grid, unit), _read(spec.dem, grid, unit, spec.dem_nodata)]
-        )
+        rgb = _read(spec.rgb, grid, unit)
+        dem, derived = read_dem(spec, unit, spec.halo)
+        stack = spec.bands.assemble(rgb, dem, derived)
     except _Unreadable as err:
         error = str(err)
-        stack = np.full((4, grid.height, grid.width), np.nan, dtype=np.float32)
+        stack = np.full((len(spec.bands), grid.height, grid.width), np.nan, dtype=np.float32)
     valid = np.isfinite(stack).all(axis=0)
     window = normalize(np.where(valid, stack, 0.0), spec.norm_mean, spec.norm_std)
     window[:, ~valid] = 0.0  # nodata reads as the training mean; it is masked in the output
@@ -101,6 +109,42 @@ def read_unit(row: dict[str, Any], spec: MapSpec) -> dict[str, Any]:
         "error": error,
         "read_s": time.perf_counter() - start,
     }
+
+
+def read_dem(spec: MapSpec, unit: Unit, halo: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """The DEM on a unit's read window ``(H, W)`` and its terrain bands ``(n, H, W)`` (None
+    without terrain bands), NaN = no data.
+
+    The terrain bands are derived from the DEM warped onto the window padded by ``halo`` output
+    pixels of real neighbouring data, then cropped: with the bands' required halo
+    (``spec.halo``), each pixel's value is the same whichever unit computes it. Beyond the DEM's
+    extent (``spec.dem_box``) the padding stops and the terrain edge rule applies.
+    """
+    grid = spec.plan.read_grid(unit)
+    if not spec.bands.terrain:
+        return _read(spec.dem, grid, unit, spec.dem_nodata)[0], None
+    row, col, height, width = unit.read
+    top, left, bottom, right = row - halo, col - halo, row + height + halo, col + width + halo
+    if spec.dem_box is not None:
+        box_top, box_left, box_bottom, box_right = spec.dem_box
+        top, left = max(top, box_top), max(left, box_left)
+        bottom, right = min(bottom, box_bottom), min(right, box_right)
+    dem = np.full((height, width), np.nan, np.float32)
+    derived = np.full((len(spec.bands.terrain), height, width), np.nan, np.float32)
+    if top >= bottom or left >= right:  # the window lies wholly beyond the DEM
+        return dem, derived
+    padded = spec.plan.grid.window(top, left, bottom - top, right - left)
+    padded_dem = _read(spec.dem, padded, unit, spec.dem_nodata)[0]
+    padded_bands = spec.bands.derive(padded_dem, padded)
+    # The part of the unit's window inside the padded one, in both windows' pixels.
+    inner_top, inner_left = max(top, row), max(left, col)
+    inner_bottom, inner_right = min(bottom, row + height), min(right, col + width)
+    if inner_top < inner_bottom and inner_left < inner_right:
+        into = np.s_[inner_top - row : inner_bottom - row, inner_left - col : inner_right - col]
+        source = np.s_[inner_top - top : inner_bottom - top, inner_left - left : inner_right - left]
+        dem[into] = padded_dem[source]
+        derived[(slice(None), *into)] = padded_bands[(slice(None), *source)]
+    return dem, derived
 
 
 class InferUnits:

@@ -8,7 +8,7 @@ from typing import Any
 
 from pipelines import storage
 from pipelines.errors import InputError
-from pipelines.mapping.output import OutputLayout
+from pipelines.mapping.output import OutputLayout, has_store
 
 # Polygon formats, best first: GeoParquet is the canonical file, GeoJSON is for reports.
 POLYGON_SUFFIXES = (".parquet", ".geoparquet", ".fgb", ".geojson")
@@ -45,7 +45,7 @@ def load_outputs(out: str) -> MapOutputs:
         )
     files = [_resolve(str(out), uri) for uri in _uris(manifest.get("outputs", {}))]
     zarr = next((uri for uri in files if uri.rstrip("/").endswith(".zarr")), layout.zarr)
-    if not storage.exists(storage.join(zarr, "zarr.json")):
+    if not has_store(zarr):
         raise InputError(f"{name}: the probability store {storage.redact(zarr)} is missing")
     cog = next((uri for uri in files if uri.lower().endswith((".tif", ".tiff"))), None)
     polygons = next(

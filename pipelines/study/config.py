@@ -10,9 +10,13 @@ epochs: 50
 archs: [unet, resunet, unetpp]                   # base models (Table 1 rows)
 losses: [bce, focal, dice, wce]                  # Table 1 columns
 attention: [unetpp_sa, unetpp_ca, unetpp_sa_ca]  # Table 3, trained with U-Net++'s best loss
+band_sets: [rgbd, rgbd+terrain]                  # Table 4 (optional): the best model per band set
+resolution_m: 1                                  # terrain bands need the chips' resolution
 ```
 
-``arch`` and ``loss`` are the grid's to set, so a study config may not hold them. What neither the
+``band_sets`` are ``+``-joined band names or named sets (see :mod:`pipelines.bands`): phase 3
+trains the best model of Tables 2 and 3 (by validation mIoU, with its loss) on each band set; a
+set equal to the grid's own ``bands`` reuses that run. ``arch`` and ``loss`` are the grid's to set, so a study config may not hold them. What neither the
 file nor the flags give takes ``TrainConfig``'s defaults (the paper's protocol) and the paper's grid.
 """
 
@@ -31,14 +35,21 @@ ATTENTION_MODELS = ("unetpp_sa", "unetpp_ca", "unetpp_sa_ca")
 LOSSES = ("bce", "focal", "dice", "wce")
 # The paper adds attention to U-Net++ and compares it with plain U-Net++ at its best loss.
 ATTENTION_BASE = "unetpp"
-GRID_KEYS = ("archs", "losses", "attention")
+GRID_KEYS = ("archs", "losses", "attention", "band_sets")
 SET_BY_GRID = ("arch", "loss")
 RUNS_DIR = "runs"
 
 
-def run_name(arch: str, loss: str) -> str:
-    """The folder of one run under ``<out>/runs/``."""
-    return f"{arch}-{loss}"
+def run_name(arch: str, loss: str, band_set: str | None = None) -> str:
+    """The folder of one run under ``<out>/runs/`` (a band set of phase 3 appended)."""
+    return f"{arch}-{loss}" if band_set is None else f"{arch}-{loss}-{band_set}"
+
+
+def band_set_names(label: str) -> tuple[str, ...]:
+    """The bands of a study band set such as ``rgbd+terrain``; InputError if it is not valid."""
+    from pipelines.bands import parse_bands
+
+    return parse_bands(label.split("+"))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -47,13 +58,15 @@ class StudyConfig:
 
     ``base.out`` is the study's output URI; each run writes under ``<out>/runs/<arch>-<loss>/``.
     Phase 1 trains every ``archs`` x ``losses`` pair; phase 2 trains each ``attention`` model with
-    the loss that gave U-Net++ its best validation mIoU.
+    the loss that gave U-Net++ its best validation mIoU; phase 3 trains the best model of phases
+    1 and 2 on each of ``band_sets`` (none by default).
     """
 
     base: TrainConfig
     archs: tuple[str, ...] = BASE_MODELS
     losses: tuple[str, ...] = LOSSES
     attention: tuple[str, ...] = ATTENTION_MODELS
+    band_sets: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         problems = []
@@ -64,7 +77,7 @@ class StudyConfig:
                 problems.append(f"{key} may hold {', '.join(allowed)}, not {', '.join(unknown)}")
         for key in GRID_KEYS:
             names = getattr(self, key)
-            if not names:
+            if not names and key != "band_sets":
                 problems.append(f"{key} is empty")
             if len(set(names)) != len(names):
                 problems.append(f"{key} repeats a name: {', '.join(names)}")
@@ -81,17 +94,33 @@ class StudyConfig:
             raise InputError("invalid study settings: " + "; ".join(problems))
         for loss in self.losses:  # TrainConfig names a bad loss (or a wce/size problem) clearly
             self.run_config(self.archs[0], loss)
+        for label in self.band_sets:  # bad band names, or terrain bands without resolution_m
+            self.run_config(self.archs[0], self.losses[0], label)
 
     @property
     def out(self) -> str:
         return self.base.out
 
-    def run_config(self, arch: str, loss: str) -> TrainConfig:
-        """The training settings of one run of the grid."""
+    def run_config(self, arch: str, loss: str, band_set: str | None = None) -> TrainConfig:
+        """The training settings of one run of the grid (of phase 3 with ``band_set``)."""
         from pipelines import storage  # here, not at the top: `lsmap --help` needs no fsspec
 
-        out = storage.join(self.base.out, RUNS_DIR, run_name(arch, loss))
-        return replace(self.base, arch=arch, loss=loss, out=out)
+        out = storage.join(self.base.out, RUNS_DIR, run_name(arch, loss, band_set))
+        if band_set is None:
+            return replace(self.base, arch=arch, loss=loss, out=out)
+        try:
+            bands = band_set_names(band_set)
+        except InputError as err:
+            raise InputError(f"invalid study settings: band set {band_set!r}: {err}") from err
+        return replace(self.base, arch=arch, loss=loss, out=out, bands=bands)
+
+    def phase3(self, arch: str, loss: str) -> list[tuple[str, ...]]:
+        """The runs of Table 4, one per band set: ``(arch, loss)`` itself for a band set equal to
+        the grid's bands (that run exists), else ``(arch, loss, band_set)``."""
+        return [
+            (arch, loss) if band_set_names(label) == self.base.bands else (arch, loss, label)
+            for label in self.band_sets
+        ]
 
     def phase1(self) -> list[tuple[str, str]]:
         """The ``(arch, loss)`` pairs of Table 1, row by row."""

@@ -23,12 +23,22 @@ from pipelines.bundles import BUNDLE_NAME
 from pipelines.errors import InputError, LsmapError
 from pipelines.study.config import ATTENTION_BASE, StudyConfig, run_name
 from pipelines.study.figure import loss_curves_png
-from pipelines.study.tables import RunMetrics, StudyTables, best_losses, build_tables, loss_name
+from pipelines.study.tables import (
+    RunMetrics,
+    StudyTables,
+    add_band_table,
+    best_losses,
+    best_model,
+    build_tables,
+    loss_name,
+    model_name,
+)
 from pipelines.training.config import RESUMABLE_KEYS, TrainConfig
 from pipelines.training.outputs import LOSS_CURVE_NAME, METRICS_NAME
 
 Progress = Callable[[str], None] | None
-RunKey = tuple[str, str]
+# (arch, loss), or (arch, loss, band set) for the band-set runs of phase 3.
+RunKey = tuple[str, ...]
 
 
 @dataclass
@@ -78,6 +88,18 @@ def run_study(
     runs.update(load_runs(config, phase2))
 
     tables = build_tables(runs, config.archs, config.losses, config.attention)
+    if config.band_sets:
+        arch, loss = best_model(runs, tables)
+        phase3 = config.phase3(arch, loss)
+        todo = [key for key in phase3 if key not in runs]
+        _emit(
+            progress,
+            f"phase 3: {model_name(arch)} with {loss_name(loss)}, the best model by validation "
+            f"mIoU, on band sets {', '.join(config.band_sets)}: {len(todo)} run(s), {limit}",
+        )
+        train_runs(config, todo, slots, progress)
+        runs.update(load_runs(config, todo))
+        tables = add_band_table(tables, [runs[key] for key in phase3], config.band_sets)
     return StudyResult(tables, runs, write_outputs(config, tables, runs))
 
 
@@ -115,7 +137,7 @@ def default_parallel(base: TrainConfig) -> int | None:
 def train_runs(
     config: StudyConfig, keys: Sequence[RunKey], slots: int | None, progress: Progress
 ) -> None:
-    """Train the ``(arch, loss)`` runs as Ray tasks, at most ``slots`` at once (None: no cap)."""
+    """Train the runs (``RunKey``) as Ray tasks, at most ``slots`` at once (None: no cap)."""
     import ray
 
     # A task killed with its node is retried (Ray's default for system failures): it resumes.
@@ -169,6 +191,8 @@ def finished_summary(config: TrainConfig) -> dict[str, Any] | None:
     document = storage.read_json(storage.join(config.out, METRICS_NAME))
     recorded, history = document.get("config") or {}, document.get("history") or []
     settings = {k: v for k, v in config.to_dict().items() if k not in RESUMABLE_KEYS}
+    # Settings added since a run was recorded (e.g. bands) had their default value then.
+    recorded = {**TrainConfig(data="", out="").to_dict(), **recorded}
     if any(recorded.get(k) != v for k, v in settings.items()) or not history:
         return None
     if history[-1]["epoch"] < config.epochs:
@@ -185,19 +209,23 @@ def finished_summary(config: TrainConfig) -> dict[str, Any] | None:
 def load_runs(config: StudyConfig, keys: Sequence[RunKey]) -> dict[RunKey, RunMetrics]:
     """The metrics of finished runs, read from their ``metrics.json``."""
     runs = {}
-    for arch, loss in keys:
-        uri = storage.join(config.run_config(arch, loss).out, METRICS_NAME)
-        runs[arch, loss] = RunMetrics.from_document(arch, loss, storage.read_json(uri), uri)
+    for key in keys:
+        uri = storage.join(config.run_config(*key).out, METRICS_NAME)
+        runs[key] = RunMetrics.from_document(key[0], key[1], storage.read_json(uri), uri)
     return runs
 
 
 def write_outputs(
     config: StudyConfig, tables: StudyTables, runs: dict[RunKey, RunMetrics]
 ) -> dict[str, str]:
-    """Write ``tables.md``, ``table1.csv`` .. ``table3.csv`` and ``loss_curves.png``."""
+    """Write ``tables.md``, ``table1.csv`` .. ``table3.csv`` (``table4.csv`` with band sets) and
+    ``loss_curves.png``."""
     paths = {"tables": storage.join(config.out, "tables.md")}
     storage.write_text(paths["tables"], tables.to_markdown(config.to_dict()))
-    for number, table in enumerate((tables.table1, tables.table2, tables.table3), start=1):
+    numbered = [tables.table1, tables.table2, tables.table3]
+    if tables.table4 is not None:
+        numbered.append(tables.table4)
+    for number, table in enumerate(numbered, start=1):
         paths[f"table{number}"] = storage.join(config.out, f"table{number}.csv")
         storage.write_text(paths[f"table{number}"], table.to_csv())
     paths["loss_curves"] = storage.join(config.out, "loss_curves.png")

@@ -3,7 +3,9 @@
 Table 1 holds the test mIoU of every base model with every loss. Table 2 holds each base model
 with its best loss, chosen by validation mIoU (the test split only reports), with the six metrics
 of the paper. Table 3 holds plain U-Net++ and its attention variants, all trained with U-Net++'s
-best loss. Ties are broken by the order of the grid, so the same runs always give the same tables.
+best loss. Table 4 (when the study has band sets) holds the best model of Tables 2 and 3 (by
+validation mIoU) trained on each band set, e.g. RGB + DEM against RGB + DEM + terrain bands.
+Ties are broken by the order of the grid, so the same runs always give the same tables.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import csv
 import io
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from pipelines.errors import InputError
@@ -21,6 +23,7 @@ from pipelines.study.config import ATTENTION_BASE, run_name
 METRICS = ("miou", "auc", "precision", "recall", "f1", "accuracy")
 METRIC_COLUMNS = ("model", "loss", "val_miou", *METRICS)
 LABELS = {
+    "bands": "Bands",
     "model": "Model",
     "loss": "Loss",
     "val_miou": "Val mIoU",
@@ -40,6 +43,7 @@ MODEL_NAMES = {
     "unetpp_sa_ca": "U-Net++ + SA + CA",
 }
 LOSS_NAMES = {"bce": "BCE", "focal": "Focal", "dice": "Dice", "wce": "WCE"}
+_TEXT_COLUMNS = ("bands", "model", "loss")
 
 
 @dataclass(frozen=True)
@@ -100,7 +104,7 @@ class Table:
     def to_markdown(self) -> str:
         """A markdown section: title, note and the table (4 decimals, ``n/a`` for NaN)."""
         header = [LABELS.get(c, LOSS_NAMES.get(c, c)) for c in self.columns]
-        align = ["---" if c in ("model", "loss") else "---:" for c in self.columns]
+        align = ["---" if c in _TEXT_COLUMNS else "---:" for c in self.columns]
         lines = [f"## {self.title}", "", self.note, "", _markdown_row(header), _markdown_row(align)]
         for index, row in enumerate(self.rows):
             cells = [_cell(key, row[key]) for key in self.columns]
@@ -123,6 +127,7 @@ class StudyTables:
     best_base: str  # the base model of best validation mIoU (at its best loss)
     attention_loss: str  # U-Net++'s best loss, which the attention models were trained with
     compared: tuple[tuple[str, str], ...]  # (arch, loss) of Table 2's rows, then the attention ones
+    table4: Table | None = None  # the best model per band set, when the study has band sets
 
     def to_markdown(self, settings: Mapping[str, Any]) -> str:
         """The whole ``tables.md``: the settings, the three tables and the loss-curve figure."""
@@ -140,6 +145,8 @@ class StudyTables:
             "\n\n![Training and validation loss per model](loss_curves.png)\n"
         )
         sections = [self.table1, self.table2, self.table3]
+        if self.table4 is not None:
+            sections.append(self.table4)
         body = "\n".join(table.to_markdown() for table in sections)
         return f"# Landslide segmentation study\n\n{intro}\n\n{body}\n{figure}"
 
@@ -203,6 +210,34 @@ def build_tables(
     return StudyTables(table1, table2, table3, best, best_base, attention_loss, compared)
 
 
+def best_model(runs: Mapping[tuple[str, ...], RunMetrics], tables: StudyTables) -> tuple[str, str]:
+    """The ``(arch, loss)`` of highest validation mIoU among Tables 2 and 3 (ties: first)."""
+    return max(tables.compared, key=lambda key: _rank(runs[key].val_miou))
+
+
+def add_band_table(
+    tables: StudyTables, runs: Sequence[RunMetrics], band_sets: Sequence[str]
+) -> StudyTables:
+    """``tables`` with Table 4: one run of the same model and loss per band set, in order."""
+    (arch, loss), *others = {(run.arch, run.loss) for run in runs}
+    if others:
+        raise ValueError("Table 4 compares band sets of one model and loss")
+    table4 = Table(
+        title="Table 4. Input bands",
+        note=(
+            f"{model_name(arch)} with {loss_name(loss)}, the best model of Tables 2 and 3 by "
+            "validation mIoU, trained on each band set (rgbd: RGB + DEM; terrain: slope, "
+            "aspect, hillshade, curvature and relative elevation derived from the DEM). "
+            "Metrics on the test split."
+        ),
+        columns=("bands", *METRIC_COLUMNS),
+        rows=tuple(
+            {"bands": label, **_metric_row(run)} for label, run in zip(band_sets, runs, strict=True)
+        ),
+    )
+    return replace(tables, table4=table4)
+
+
 def _require(runs: Mapping[tuple[str, str], RunMetrics], keys: Sequence[tuple[str, str]]) -> None:
     missing = [run_name(*key) for key in keys if key not in runs]
     if missing:
@@ -237,6 +272,8 @@ def loss_name(loss: str) -> str:
 
 
 def _cell(key: str, value: Any) -> str:
+    if key == "bands":
+        return str(value)
     if key == "model":
         return model_name(value)
     if key == "loss":

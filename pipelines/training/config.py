@@ -13,9 +13,12 @@ import typing
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pipelines.errors import InputError
+
+if TYPE_CHECKING:
+    from pipelines.bands import BandSet
 
 # What a rerun into an existing --out may change; anything else would mix two different runs.
 RESUMABLE_KEYS = frozenset({"epochs", "workers", "gpu"})
@@ -27,6 +30,9 @@ class TrainConfig:
 
     ``split_fractions`` (train, val, test) and ``seed`` fix the split, the initial weights and the
     shuffling; ``resolution_m`` is the chips' ground resolution when known (kept in the bundle).
+    ``bands`` are the model's input bands by name (see :mod:`pipelines.bands`; named sets such as
+    ``terrain`` are expanded); terrain bands need ``resolution_m``, and ``relative_radius_m`` sets
+    the window of ``relative_elevation``.
     """
 
     data: str
@@ -46,12 +52,29 @@ class TrainConfig:
     resolution_m: float | None = None
     threshold: float = 0.5
     split_fractions: tuple[float, float, float] = (0.64, 0.16, 0.20)
+    # pipelines.bands.BASE_BANDS and pipelines.terrain.DEFAULT_RELATIVE_RADIUS_M, written out:
+    # importing them here would slow down `lsmap --help`.
+    bands: tuple[str, ...] = ("red", "green", "blue", "elevation")
+    relative_radius_m: float = 50.0
 
     def __post_init__(self) -> None:
         from lsmodel.losses import build_loss
         from lsmodel.models import ARCHITECTURES
+        from pipelines.bands import parse_bands
 
         problems = []
+        try:
+            object.__setattr__(self, "bands", parse_bands(self.bands))
+        except InputError as err:
+            problems.append(str(err))
+        else:
+            if self.bands[4:] and self.resolution_m is None:
+                problems.append(
+                    f"terrain bands {', '.join(self.bands[4:])} need resolution_m, the chips' "
+                    "ground resolution in metres (1 for `lsmap synth chips`)"
+                )
+        if not (math.isfinite(self.relative_radius_m) and self.relative_radius_m > 0):
+            problems.append(f"relative_radius_m must be > 0, got {self.relative_radius_m}")
         if self.arch not in ARCHITECTURES:
             problems.append(f"arch {self.arch!r} is not one of {', '.join(ARCHITECTURES)}")
         try:
@@ -89,10 +112,17 @@ class TrainConfig:
             raise InputError("invalid training settings: " + "; ".join(problems))
 
     def to_dict(self) -> dict[str, Any]:
-        """The settings as JSON values (``split_fractions`` as a list)."""
+        """The settings as JSON values (``split_fractions`` and ``bands`` as lists)."""
         values = asdict(self)
         values["split_fractions"] = list(self.split_fractions)
+        values["bands"] = list(self.bands)
         return values
+
+    def band_set(self) -> BandSet:
+        """The model's input bands and terrain parameters."""
+        from pipelines.bands import BandSet
+
+        return BandSet(self.bands, relative_radius_m=self.relative_radius_m)
 
     @classmethod
     def from_sources(
@@ -174,6 +204,11 @@ def _coerce(key: str, hint: Any, value: Any, source: str) -> Any:
         elif hint is str:
             if isinstance(value, (str, Path)):
                 return str(value)
+        elif typing.get_args(hint)[1:] == (Ellipsis,):  # tuple[str, ...]: a list or "a,b,c"
+            if isinstance(value, str):
+                value = value.split(",")
+            if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+                return tuple(v.strip() for v in value if v.strip())
         elif typing.get_origin(hint) is tuple and isinstance(value, (list, tuple)):
             items = typing.get_args(hint)
             if len(value) == len(items):

@@ -10,7 +10,6 @@ from lsmodel.bundle import ModelBundle
 from lsmodel.models import build_model
 from pipelines import storage
 from pipelines.bundles import save_bundle
-from pipelines.chips import BAND_NAMES
 from pipelines.training.config import TrainConfig
 from pipelines.training.data import TrainingStats
 from pipelines.training.worker import TrainState
@@ -47,10 +46,16 @@ def make_bundle(
     stats: TrainingStats,
     test_metrics: dict[str, float] | None,
 ) -> ModelBundle:
-    """The bundle of the best epoch, carrying its validation and test metrics and the split."""
+    """The bundle of the best epoch, carrying its validation and test metrics and the split.
+
+    The bundle records the bands by name and their terrain parameters, so that evaluation and
+    mapping derive them as training did.
+    """
+    stats.check(config)
+    bands = config.band_set()
     model = build_model(
         config.arch,
-        in_channels=len(BAND_NAMES),
+        in_channels=len(bands),
         base_width=config.base_width,
         depth=config.depth,
         dropout=config.dropout,
@@ -66,7 +71,8 @@ def make_bundle(
     }
     return ModelBundle.from_model(
         model,
-        bands=list(BAND_NAMES),
+        bands=list(bands.names),
+        terrain=bands.terrain_params(),
         norm_mean=stats.mean,
         norm_std=stats.std,
         tile_size=config.size,
@@ -88,7 +94,7 @@ def metrics_document(
         {
             "config": config.to_dict(),
             "split": {**split_info(config), "counts": counts},
-            "normalization": {"bands": list(BAND_NAMES), "mean": stats.mean, "std": stats.std},
+            "normalization": {"bands": list(stats.bands), "mean": stats.mean, "std": stats.std},
             "positive_fraction": stats.positive_fraction,
             "history": state.history,
             "best_epoch": state.best_epoch,

@@ -29,6 +29,8 @@ from pipelines.training.worker import TrainState, WorkerInputs, train_worker
 
 RUN_NAME = "train"
 CONFIG_NAME = "config.json"
+# Worker failures survived per run; each restarts the workers from the last checkpoint.
+MAX_FAILURES = 2
 
 
 @dataclass
@@ -54,7 +56,8 @@ def check_resumable(config: TrainConfig, resuming: bool) -> None:
     uri = storage.join(config.out, CONFIG_NAME)
     current = config.to_dict()
     if resuming and storage.exists(uri):
-        previous = storage.read_json(uri)
+        # Settings added since an older run was recorded count as their defaults there.
+        previous = TrainConfig(data=config.data, out=config.out).to_dict() | storage.read_json(uri)
         changed = {
             key: (previous.get(key), value)
             for key, value in current.items()
@@ -95,12 +98,19 @@ def _relay(queue: Any, stop: threading.Event, emit: Callable[[str], None], epoch
             emit(format_progress(item, epochs))
 
 
-def train(config: TrainConfig, progress: Callable[[str], None] | None = print) -> TrainResult:
+def train(
+    config: TrainConfig,
+    progress: Callable[[str], None] | None = print,
+    *,
+    max_failures: int = MAX_FAILURES,
+) -> TrainResult:
     """Train with Ray Train on ``config.workers`` workers and write the outputs to ``config.out``.
 
     Joins the Ray cluster of this process (or starts a local one). Reruns with the same ``out``
     resume; a run that already has ``config.epochs`` epochs only rewrites its outputs. Prints a
-    line per epoch through ``progress`` (None: silent).
+    line per epoch through ``progress`` (None: silent). When a worker dies (a lost node, a killed
+    process), Ray Train restarts the workers from the last checkpoint, up to ``max_failures``
+    times per run (-1: without limit).
     """
     from pipelines.ray_runtime import init_ray
 
@@ -109,7 +119,7 @@ def train(config: TrainConfig, progress: Callable[[str], None] | None = print) -
     counts = {name: len(records) for name, records in splits.items()}
     if not splits["val"]:
         raise InputError(f"{config.data}: the validation split is empty ({counts}); add chips")
-    stats = TrainingStats.measure(splits["train"], config.size)
+    stats = TrainingStats.for_config(splits["train"], config)
     if "wce" in config.loss.lower() and not 0 < stats.positive_fraction < 1:
         raise InputError(
             f"{config.data}: loss wce needs landslide and background pixels in training"
@@ -123,7 +133,8 @@ def train(config: TrainConfig, progress: Callable[[str], None] | None = print) -
             progress(f"{config.out} already holds {state.epoch} epoch(s); writing its outputs")
     else:
         _check_capacity(config)
-        state = _fit(config, WorkerInputs(config, splits["train"], splits["val"], stats), progress)
+        inputs = WorkerInputs(config, splits["train"], splits["val"], stats)
+        state = _fit(config, inputs, progress, max_failures)
     bundle, test_metrics = _best_bundle(config, state, stats, splits["test"])
     metrics = metrics_document(config, state, stats, counts, test_metrics)
     paths = write_outputs(config, state, bundle, metrics)
@@ -143,7 +154,10 @@ def latest_state(out: str) -> TrainState | None:
 
 
 def _fit(
-    config: TrainConfig, inputs: WorkerInputs, progress: Callable[[str], None] | None
+    config: TrainConfig,
+    inputs: WorkerInputs,
+    progress: Callable[[str], None] | None,
+    max_failures: int,
 ) -> TrainState:
     """Run (or resume) the Ray Train job; the state of its last checkpoint."""
     import ray.train
@@ -163,6 +177,7 @@ def _fit(
             storage_path=storage_path,
             storage_filesystem=filesystem,
             checkpoint_config=ray.train.CheckpointConfig(num_to_keep=2),
+            failure_config=ray.train.FailureConfig(max_failures=max_failures),
         ),
     )
     stop = threading.Event()

@@ -25,7 +25,7 @@ from torch.utils.data import DataLoader, DistributedSampler, Subset
 from lsmodel.losses import build_loss
 from lsmodel.metrics import SegmentationMetrics
 from lsmodel.models import build_model
-from pipelines.chips import BAND_NAMES, ChipDataset, ChipRecord
+from pipelines.chips import ChipDataset, ChipRecord
 from pipelines.training.config import TrainConfig
 from pipelines.training.data import TrainingStats
 
@@ -182,6 +182,7 @@ def train_worker(loop_config: dict[str, WorkerInputs]) -> None:
 
     inputs = loop_config["inputs"]
     config, stats = inputs.config, inputs.stats
+    stats.check(config)
     context = ray.train.get_context()
     rank, world = context.get_world_rank(), context.get_world_size()
     device = ray.train.torch.get_device()
@@ -190,7 +191,7 @@ def train_worker(loop_config: dict[str, WorkerInputs]) -> None:
     torch.manual_seed(config.seed)
     model = build_model(
         config.arch,
-        in_channels=len(BAND_NAMES),
+        in_channels=len(config.bands),
         base_width=config.base_width,
         depth=config.depth,
         dropout=config.dropout,
@@ -210,8 +211,9 @@ def train_worker(loop_config: dict[str, WorkerInputs]) -> None:
     # Dropout masks differ per worker but repeat given the seed.
     torch.manual_seed(config.seed * 1000 + rank + state.epoch)
 
-    train_set = ChipDataset(inputs.train, config.size, stats.mean, stats.std)
-    val_set = ChipDataset(inputs.val, config.size, stats.mean, stats.std)
+    bands, resolution = config.band_set(), config.resolution_m
+    train_set = ChipDataset(inputs.train, config.size, stats.mean, stats.std, bands, resolution)
+    val_set = ChipDataset(inputs.val, config.size, stats.mean, stats.std, bands, resolution)
     sampler = DistributedSampler(
         train_set, num_replicas=world, rank=rank, shuffle=True, seed=config.seed
     )

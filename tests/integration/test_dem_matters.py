@@ -15,6 +15,7 @@ import torch
 
 from lsmodel.metrics import SegmentationMetrics
 from lsmodel.models import build_model
+from pipelines.bands import BASE_BANDS, RGB_BANDS
 from pipelines.chips import ChipDataset, band_stats, scan_bijie, split_records
 from pipelines.synthetic import write_chips
 
@@ -36,11 +37,15 @@ def _tensors(dataset: ChipDataset) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.stack(xs), torch.stack(ys)
 
 
-def _train_and_test(splits: dict, mean: np.ndarray, std: np.ndarray, bands: int) -> float:
+def _train_and_test(
+    splits: dict, mean: np.ndarray, std: np.ndarray, bands: tuple[str, ...]
+) -> float:
     torch.manual_seed(0)
+    # RGB's statistics are the first three of RGB + DEM's.
+    mean, std = mean[: len(bands)], std[: len(bands)]
     x_train, y_train = _tensors(ChipDataset(splits["train"], SIZE, mean, std, bands))
     x_test, y_test = _tensors(ChipDataset(splits["test"], SIZE, mean, std, bands))
-    model = build_model("unet", in_channels=bands, base_width=8, depth=3, dropout=0.1)
+    model = build_model("unet", in_channels=len(bands), base_width=8, depth=3, dropout=0.1)
     optimizer = torch.optim.Adam(model.parameters())
     steps = EPOCHS * -(-len(x_train) // BATCH)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=5e-3, total_steps=steps)
@@ -71,8 +76,8 @@ def test_rgb_and_dem_beat_rgb_alone(tmp_path, two_threads) -> None:
     mean, std = band_stats(splits["train"], SIZE)
     chips_s = time.perf_counter() - start
 
-    with_dem = _train_and_test(splits, mean, std, bands=4)
-    rgb_only = _train_and_test(splits, mean, std, bands=3)
+    with_dem = _train_and_test(splits, mean, std, bands=BASE_BANDS)
+    rgb_only = _train_and_test(splits, mean, std, bands=RGB_BANDS)
     print(
         f"\ntest mIoU: RGB+DEM {with_dem:.3f}, RGB only {rgb_only:.3f} "
         f"(chips {chips_s:.1f} s, total {time.perf_counter() - start:.1f} s)"

@@ -25,7 +25,7 @@ from pipelines.errors import LsmapError
 from pipelines.ingest import ingest
 from pipelines.mapping import map_region
 from pipelines.mapping.export import open_probability
-from pipelines.mapping.output import OutputLayout
+from pipelines.mapping.output import OutputLayout, gdal_path
 from pipelines.raster import Grid, open_mosaic, read_window
 from pipelines.synthetic.writers import write_region
 
@@ -69,11 +69,13 @@ def _stored(out: str) -> np.ndarray:
 
 
 def _chunk_bytes(out: str) -> dict[str, bytes]:
-    root = os.path.join(out, "probability.zarr", "probability", "c")
+    """The stored chunks of the probability array by key; its metadata files start with "."."""
+    root = os.path.join(out, "probability.zarr", "probability")
     return {
         os.path.relpath(os.path.join(d, f), root): Path(d, f).read_bytes()
         for d, _, files in os.walk(root)
         for f in files
+        if not f.startswith(".")
     }
 
 
@@ -210,6 +212,11 @@ def test_s3_zarr_and_cog_inputs_to_s3_output(region, unet_bundle, clean_map, s3_
     assert manifest["status"] == "complete"
     np.testing.assert_array_equal(_stored(out), _stored(clean_map))
     assert storage.exists(f"{out}/probability.tif")
+    # GIS users open the store where it lies: GDAL reads it through /vsis3/.
+    grid = Grid.from_dataarray(open_probability(OutputLayout(out)))
+    with rasterio.open(gdal_path(OutputLayout(out).zarr)) as src:
+        assert src.crs == grid.crs and src.transform == grid.transform
+        np.testing.assert_array_equal(src.read(1), _stored(clean_map))
 
 
 def test_nodata_is_masked_and_empty_units_skip_the_model(region, unet_bundle, tmp_path):

@@ -208,15 +208,19 @@ def test_map_from_stac_items_on_s3(events, trained_bundle, s3_bucket):
         storage.write_bytes(f"{bucket}/items/{name}.tif", Path(path).read_bytes())
         item = _scene(name, "2024-07-15T03:00:00Z", 0.0, f"./{name}.tif", aoi)
         storage.write_text(f"{bucket}/items/{name}.json", json.dumps(item.to_dict()))
-    rgb, rgb_item = stac.resolve_raster(f"{bucket}/items/rgb.json")
-    dem, dem_item = stac.resolve_raster(f"{bucket}/items/dem.json")
-    assert (rgb, dem) == (f"{bucket}/items/rgb.tif", f"{bucket}/items/dem.tif")
-
     out = f"{bucket}/map"
     manifest = map_region(
-        trained_bundle, rgb, dem, out, chunk=128, cog=True, polygons=True, progress=False
+        trained_bundle,
+        f"{bucket}/items/rgb.json",
+        f"{bucket}/items/dem.json",
+        out,
+        chunk=128,
+        cog=True,
+        polygons=True,
+        progress=False,
     )
-    catalog = stac.write_map_catalog(out, manifest, {"rgb": rgb_item, "dem": dem_item})
+    assert manifest["run"]["rgb"] == f"{bucket}/items/rgb.tif"  # the item's asset, resolved
+    catalog = manifest["outputs"]["stac"]
 
     item = next(pystac.read_file(catalog, stac_io=stac.StorageStacIO()).get_items())
     assert sorted(item.assets) == [

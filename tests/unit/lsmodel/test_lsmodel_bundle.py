@@ -160,3 +160,56 @@ def test_damaged_compressed_weights_are_refused():
     data[start + 100 : start + 140] = bytes(40)  # inside the deflated weights
     with pytest.raises(BundleError, match="not a model bundle"):
         ModelBundle.from_bytes(bytes(data))
+
+
+def test_terrain_parameters_travel_with_the_bundle():
+    model = build_model("unet", in_channels=6, base_width=4, depth=3)
+    terrain = {"relative_radius_m": 30.0, "hillshade_azimuth": 315.0, "hillshade_altitude": 45.0}
+    bundle = ModelBundle.from_model(
+        model,
+        bands=[*BANDS, "slope", "relative_elevation"],
+        norm_mean=[0.0] * 6,
+        norm_std=[1.0] * 6,
+        tile_size=32,
+        resolution_m=1.0,
+        terrain=terrain,
+    )
+    restored = ModelBundle.from_bytes(bundle.to_bytes())
+    assert restored.terrain == terrain
+    assert restored.bands == [*BANDS, "slope", "relative_elevation"]
+    assert _config(bundle.to_bytes())["terrain"] == terrain
+
+
+def test_bundle_written_before_terrain_existed_reads_with_none():
+    data = _bundle().to_bytes()
+    config = _config(data)
+    del config["terrain"]
+    old = ModelBundle.from_bytes(_rezip(data, **{"bundle.json": json.dumps(config).encode()}))
+    assert old.terrain == {}
+    assert old.bands == BANDS
+
+
+@pytest.mark.parametrize(
+    ("terrain", "message"),
+    [
+        ({"relative_radius_m": "50"}, "must map names to finite numbers"),
+        ({"relative_radius_m": float("nan")}, "must map names to finite numbers"),
+        ({"relative_radius_m": True}, "must map names to finite numbers"),
+    ],
+)
+def test_invalid_terrain_parameters_are_refused(terrain, message):
+    with pytest.raises(BundleError, match=message):
+        _bundle(terrain=terrain)
+
+
+def test_terrain_that_is_not_a_mapping_is_refused():
+    config = _config(_bundle().to_bytes())
+    config["terrain"] = ["relative_radius_m", 50]
+    bad = _rezip(_bundle().to_bytes(), **{"bundle.json": json.dumps(config).encode()})
+    with pytest.raises(BundleError, match="'terrain' has the wrong type"):
+        ModelBundle.from_bytes(bad)
+
+
+def test_a_band_named_twice_is_refused():
+    with pytest.raises(BundleError, match="name a band more than once"):
+        _bundle(bands=["red", "green", "red", "elevation"])

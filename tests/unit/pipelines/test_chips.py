@@ -11,6 +11,7 @@ import torch
 from PIL import Image
 from rasterio.transform import from_origin
 
+from pipelines.bands import BASE_BANDS, RGB_BANDS, BandSet
 from pipelines.chips import (
     ChipDataset,
     band_stats,
@@ -20,6 +21,7 @@ from pipelines.chips import (
     split_records,
 )
 from pipelines.errors import InputError
+from pipelines.terrain import compute_terrain
 
 SIZE = 32
 
@@ -160,18 +162,63 @@ def test_band_stats_and_normalize(bijie: Path) -> None:
         normalize(stacks[:, :3], mean, std)
 
 
-@pytest.mark.parametrize("bands", [4, 3])
-def test_chip_dataset_items(bijie: Path, bands: int) -> None:
+@pytest.mark.parametrize("bands", [BASE_BANDS, RGB_BANDS])
+def test_chip_dataset_items(bijie: Path, bands: tuple[str, ...]) -> None:
     records = scan_bijie(bijie)
-    mean, std = band_stats(records, SIZE)
+    mean, std = band_stats(records, SIZE, BandSet(bands))
     dataset = ChipDataset(records, SIZE, mean, std, bands=bands)
     assert len(dataset) == 50
     x, y = dataset[0]
-    assert x.shape == (bands, SIZE, SIZE) and y.shape == (1, SIZE, SIZE)
+    assert x.shape == (len(bands), SIZE, SIZE) and y.shape == (1, SIZE, SIZE)
     assert x.dtype == y.dtype == torch.float32
-    expected = normalize(load_chip(records[0], SIZE)[0], mean, std)[:bands]
+    expected = normalize(load_chip(records[0], SIZE)[0][: len(bands)], mean, std)
     np.testing.assert_allclose(x.numpy(), expected, rtol=1e-6)
     assert set(np.unique(y.numpy())) <= {0.0, 1.0}
+    with pytest.raises(ValueError, match="4 means and 4 standard deviations for 3 bands"):
+        ChipDataset(records, SIZE, *band_stats(records, SIZE), bands=RGB_BANDS)
+
+
+TERRAIN = BandSet((*BASE_BANDS, "slope", "aspect_sin", "aspect_cos", "relative_elevation"))
+
+
+def _plane_chips(root: Path, count: int) -> list:
+    """Chips whose DEM rises eastwards by ``1 + i`` m per pixel: a plane of known slope."""
+    for i in range(count):
+        _png(root / "non-landslide" / "image" / f"p{i}.png", _image(SIZE, SIZE, 40 + i))
+        ramp = np.tile(np.arange(SIZE, dtype=np.float32) * (1 + i) + 1500.0, (SIZE, 1))
+        _tif(root / "non-landslide" / "dem" / f"p{i}.tif", ramp)
+    return scan_bijie(root)
+
+
+def test_terrain_bands_of_a_chip_are_derived_from_its_dem_in_ground_units(tmp_path: Path) -> None:
+    (record,) = _plane_chips(tmp_path, 1)
+    stack, _ = load_chip(record, SIZE, TERRAIN, resolution_m=2.0)
+    assert stack.shape == (8, SIZE, SIZE) and stack.dtype == np.float32
+    # 1 m of rise per 2 m pixel, to the chip's edges: no neighbours, so the terrain edge rule
+    # (linear extrapolation) holds there, exact on a plane; no zero-filled cliff at the border.
+    np.testing.assert_allclose(stack[4], np.degrees(np.arctan(0.5)), rtol=1e-6)
+    np.testing.assert_allclose(stack[5], -1.0, atol=1e-6)  # faces west, downhill
+    np.testing.assert_allclose(stack[6], 0.0, atol=1e-6)
+    np.testing.assert_allclose(stack[7], 0.0, atol=1e-3)
+    # The same function the mapper calls, on the chip's DEM at the chip's resolution.
+    expected = compute_terrain(stack[3], 2.0, TERRAIN.terrain)
+    np.testing.assert_array_equal(stack[4:], expected)
+    coarser, _ = load_chip(record, SIZE, TERRAIN, resolution_m=4.0)
+    np.testing.assert_allclose(coarser[4], np.degrees(np.arctan(0.25)), rtol=1e-6)
+    with pytest.raises(InputError, match="slope.*need the chips' ground resolution"):
+        load_chip(record, SIZE, TERRAIN)
+
+
+def test_band_stats_cover_terrain_bands(tmp_path: Path) -> None:
+    records = _plane_chips(tmp_path, 3)
+    mean, std = band_stats(records, SIZE, TERRAIN, resolution_m=1.0)
+    stacks = np.stack([load_chip(r, SIZE, TERRAIN, 1.0)[0] for r in records]).astype(np.float64)
+    np.testing.assert_allclose(mean, stacks.mean(axis=(0, 2, 3)), rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(std[4], stacks[:, 4].std(), rtol=1e-6)
+    slopes = np.degrees(np.arctan([1.0, 2.0, 3.0]))
+    assert mean[4] == pytest.approx(slopes.mean(), rel=1e-6)
+    dataset = ChipDataset(records, SIZE, mean, std, TERRAIN, resolution_m=1.0)
+    assert dataset[0][0].shape == (8, SIZE, SIZE)
 
 
 def test_missing_dem_names_the_image(bijie: Path) -> None:

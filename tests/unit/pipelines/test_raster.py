@@ -17,7 +17,14 @@ from rasterio.windows import from_bounds
 from pipelines.cli import main
 from pipelines.errors import InputError
 from pipelines.ingest import ingest
-from pipelines.raster import COMPLETE_ATTR, Grid, open_mosaic, read_window
+from pipelines.raster import (
+    COMPLETE_ATTR,
+    Grid,
+    check_nodata_declared,
+    open_mosaic,
+    read_window,
+    suspect_undeclared_nodata,
+)
 
 RGB_GRID = Grid("EPSG:32648", from_origin(500_000, 3_000_000, 1.0, 1.0), 96, 112)
 DEM_RES = 3e-5  # degrees, about 3 m: coarser than the 1 m RGB, as real DEMs are
@@ -320,3 +327,54 @@ def test_cli_ingest_prints_the_store_and_reports_errors(rgb, tmp_path, capsys):
     assert store in out and "red, green, blue" in out and "96 x 112" in out
     assert main(["ingest", str(tmp_path / "missing.tif"), store]) == 1
     assert "missing.tif: no such raster" in capsys.readouterr().err
+
+
+def survey_dem(path: Path, fill, dtype="float32", nodata=None, terrain=(1200.0, 600.0)) -> str:
+    """A DEM whose survey (a disc of terrain) leaves its corners at ``fill`` (None: no corners)."""
+    yy, xx = np.mgrid[0:120, 0:100]
+    base, relief = terrain
+    dem = base + relief * (0.5 + 0.25 * np.sin(xx / 7.0) + 0.25 * np.cos(yy / 5.0))
+    if fill is not None:
+        dem[(yy - 60) ** 2 + (xx - 50) ** 2 > 50**2] = fill
+    write_raster(path, dem.astype(dtype)[None], RGB_GRID, driver="GTiff", nodata=nodata)
+    return str(path)
+
+
+@pytest.mark.parametrize(
+    "fill,dtype",
+    [(0, "float32"), (-32768, "int16"), (-9999, "float32"), (-3.4028235e38, "float32")],
+)
+def test_undeclared_nodata_around_a_survey_is_found(tmp_path, fill, dtype):
+    uri = survey_dem(tmp_path / "dem.tif", fill, dtype)
+    assert suspect_undeclared_nodata(open_mosaic(uri)) == pytest.approx(fill)
+    with pytest.raises(InputError) as caught:
+        check_nodata_declared(open_mosaic(uri), uri, "--dem-nodata")
+    message = str(caught.value)
+    assert message.startswith(f"{uri}: declares no nodata value")
+    assert f"--dem-nodata {fill:g}" in message
+
+
+def test_declared_nodata_is_accepted_and_a_wrong_one_is_named(tmp_path):
+    right = survey_dem(tmp_path / "right.tif", -9999, nodata=-9999)
+    assert suspect_undeclared_nodata(open_mosaic(right)) is None
+    check_nodata_declared(open_mosaic(right), right, "--dem-nodata")
+    # -9999 declared, but zeros fill the corners.
+    wrong = survey_dem(tmp_path / "wrong.tif", 0, nodata=-9999)
+    with pytest.raises(InputError, match="declares nodata -9999, but .* `--dem-nodata 0`"):
+        check_nodata_declared(open_mosaic(wrong), wrong, "--dem-nodata")
+    # Declaring the value afterwards (what --dem-nodata does) silences it.
+    assert suspect_undeclared_nodata(open_mosaic(wrong).rio.write_nodata(0)) is None
+
+
+@pytest.mark.parametrize(
+    "fill,terrain",
+    [
+        (None, (1200.0, 600.0)),  # no empty area at all
+        (0, (0.2, 40.0)),  # a coast: the sea at 0 m next to land rising from it
+        (500.0, (1200.0, 600.0)),  # constant, far away, but not a no-data sentinel: a lake
+    ],
+)
+def test_real_terrain_is_not_suspected(tmp_path, fill, terrain):
+    uri = survey_dem(tmp_path / "dem.tif", fill, terrain=terrain)
+    assert suspect_undeclared_nodata(open_mosaic(uri)) is None
+    check_nodata_declared(open_mosaic(uri), uri, "--dem-nodata")

@@ -136,3 +136,26 @@ def test_s3_filesystem_uses_the_endpoint_from_the_environment(monkeypatch):
     assert fs.endpoint_url == "http://127.0.0.1:9000"
     other, _ = storage.filesystem("s3://bucket/other")
     assert other is fs  # one client per process and settings
+
+
+@pytest.mark.parametrize(
+    "uri", ["s3://AKEYID:s3cr3tValue9@bucket/map", "file://me:s3cr3tValue9@host/x"]
+)
+def test_credentials_in_a_uri_are_refused_without_echoing_them(uri):
+    with pytest.raises(StorageError) as caught:
+        storage.exists(uri)
+    message = str(caught.value)
+    assert "credentials in URIs are not supported" in message
+    assert "s3cr3tValue9" not in message and "AKEYID" not in message
+
+
+def test_s3_clients_retry_transient_errors_unless_the_user_chose(monkeypatch):
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9000")
+    for variable in ("AWS_MAX_ATTEMPTS", "AWS_RETRY_MODE"):
+        monkeypatch.delenv(variable, raising=False)
+    fs, _ = storage.filesystem("s3://bucket/key")
+    # botocore's standard mode: backoff with jitter on throttling, 5xx and dropped connections.
+    assert fs.config_kwargs["retries"] == {"mode": "standard", "max_attempts": 10}
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "3")
+    fs, _ = storage.filesystem("s3://bucket/key")
+    assert "retries" not in fs.config_kwargs  # botocore reads the user's setting itself

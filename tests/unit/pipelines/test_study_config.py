@@ -93,6 +93,9 @@ def test_flags_override_the_file_and_grid_lists_come_from_either(tmp_path):
         ({"losses": ["bce", "bce"]}, r"losses repeats a name"),
         ({"losses": 3}, r"losses must be a list of names"),
         ({"split_fractions": [0.8, 0.2, 0.0]}, r"no test chips"),
+        ({"band_sets": "rgbd,rgbd+ndvi"}, r"band set 'rgbd\+ndvi': unknown band\(s\) ndvi"),
+        ({"band_sets": "rgbd+slope"}, r"slope need resolution_m"),
+        ({"band_sets": "rgb,rgb"}, r"band_sets repeats a name"),
     ],
 )
 def test_bad_settings_are_named(tmp_path, document, message):
@@ -100,6 +103,17 @@ def test_bad_settings_are_named(tmp_path, document, message):
 
     with pytest.raises(InputError, match=message):
         StudyConfig.from_sources(path)
+
+
+def test_band_sets_from_flags():
+    config = _from_command_line(
+        "--data", "chips", "--out", "study", "--band-sets", "rgb,rgbd+slope", "--resolution-m", "2"
+    )  # fmt: skip
+    assert config.band_sets == ("rgb", "rgbd+slope")
+    assert config.base.resolution_m == 2.0
+    assert config.to_dict()["band_sets"] == ["rgb", "rgbd+slope"]
+    assert config.run_config("unetpp", "dice", "rgb").bands == ("red", "green", "blue")
+    assert _from_command_line("--data", "chips", "--out", "study").band_sets == ()
 
 
 def test_missing_data_is_named():

@@ -55,6 +55,16 @@ def test_more_epochs_or_other_settings_go_to_training(run, change):
     assert finished_summary(replace(run, **change)) is None
 
 
+def test_a_run_recorded_before_band_settings_existed_is_still_finished(run, tmp_path):
+    path = tmp_path / "run" / "metrics.json"
+    document = json.loads(path.read_text())
+    for key in ("bands", "relative_radius_m"):
+        del document["config"][key]
+    path.write_text(json.dumps(document))
+    assert finished_summary(run) is not None
+    assert finished_summary(replace(run, bands=("red", "green", "blue"))) is None
+
+
 @pytest.mark.parametrize("name", ["model.lsmap", "metrics.json", "loss_curve.png"])
 def test_a_run_cut_while_writing_its_outputs_goes_to_training(run, tmp_path, name):
     (tmp_path / "run" / name).unlink()

@@ -13,7 +13,8 @@ from pipelines.errors import InputError
 from pipelines.study import RunMetrics, StudyConfig, build_tables
 from pipelines.study.config import run_name
 from pipelines.study.run import load_runs, write_outputs
-from pipelines.study.tables import METRIC_COLUMNS, METRICS
+from pipelines.study.tables import METRIC_COLUMNS, METRICS, add_band_table, best_model
+from pipelines.terrain import TERRAIN_BANDS
 from pipelines.training import TrainConfig
 
 ARCHS = ("unet", "resunet", "unetpp")
@@ -207,3 +208,51 @@ def test_outputs_from_metrics_json_files_on_disk(tmp_path):
     for number, table in enumerate((tables.table1, tables.table2, tables.table3), start=1):
         assert (study / f"table{number}.csv").read_text() == table.to_csv()
     assert (study / "loss_curves.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_band_table_compares_the_best_model_on_each_band_set(tmp_path):
+    config = StudyConfig.from_sources(
+        None,
+        {
+            "data": "chips",
+            "out": str(tmp_path / "study"),
+            "resolution_m": 1.0,
+            "band_sets": "rgbd,rgbd+terrain",
+        },
+    )
+    documents = _grid()
+    documents["unetpp_ca", "dice"]["best_val"]["miou"] = 0.95  # above resunet's 0.9
+    runs = _runs(documents)
+    tables = build_tables(runs, config.archs, config.losses, config.attention)
+    assert best_model(runs, tables) == ("unetpp_ca", "dice")
+
+    phase3 = config.phase3("unetpp_ca", "dice")
+    # The grid's own bands reuse its run; the terrain set is a run of its own.
+    assert phase3 == [("unetpp_ca", "dice"), ("unetpp_ca", "dice", "rgbd+terrain")]
+    terrain = config.run_config(*phase3[1])
+    assert terrain.out.endswith("runs/unetpp_ca-dice-rgbd+terrain")
+    assert terrain.bands[4:] == tuple(TERRAIN_BANDS)
+    runs[phase3[1]] = RunMetrics.from_document(
+        "unetpp_ca", "dice", _document(0.97, _test_metrics(0.71)), "terrain"
+    )
+    tables = add_band_table(tables, [runs[key] for key in phase3], config.band_sets)
+    rows = _rows(tables.table4.to_csv())
+    assert [(r["bands"], r["model"], r["loss"]) for r in rows] == [
+        ("rgbd", "unetpp_ca", "dice"),
+        ("rgbd+terrain", "unetpp_ca", "dice"),
+    ]
+    assert float(rows[1]["miou"]) == 0.71
+    assert float(rows[0]["miou"]) == runs["unetpp_ca", "dice"].test["miou"]
+    markdown = tables.to_markdown(config.to_dict())
+    assert (
+        "## Table 4. Input bands" in markdown
+        and "| rgbd+terrain | U-Net++ + CA | Dice |" in markdown
+    )
+
+    for key, document in {**documents, phase3[1]: _document(0.97, _test_metrics(0.71))}.items():
+        folder = tmp_path / "study" / "runs" / run_name(*key)
+        folder.mkdir(parents=True)
+        (folder / "metrics.json").write_text(json.dumps(document))
+    assert load_runs(config, [phase3[1]])[phase3[1]].test["miou"] == 0.71
+    write_outputs(config, tables, runs)
+    assert (tmp_path / "study" / "table4.csv").read_text() == tables.table4.to_csv()

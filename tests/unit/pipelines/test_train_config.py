@@ -55,6 +55,18 @@ def test_a_recorded_config_reloads_as_the_same_settings(tmp_path):
     assert list(config.to_dict()) == config_keys()
 
 
+def test_bands_by_name_from_flags_or_file(tmp_path):
+    config = _from_command_line(
+        "--data", "c", "--out", "r", "--bands", "rgbd,slope,relative_elevation",
+        "--resolution-m", "2", "--relative-radius-m", "30",
+    )  # fmt: skip
+    assert config.bands == ("red", "green", "blue", "elevation", "slope", "relative_elevation")
+    assert config.band_set().halo(config.resolution_m) == 15
+    assert config.to_dict()["bands"] == list(config.bands)
+    path = _write(tmp_path / "t.yaml", {**config.to_dict(), "bands": ["rgb"]})
+    assert TrainConfig.from_sources(path).bands == ("red", "green", "blue")
+
+
 def test_unknown_key_in_the_file_is_named(tmp_path):
     path = _write(tmp_path / "bad.yaml", {"data": "chips", "out": "run", "learning_rate": 0.1})
 
@@ -72,6 +84,9 @@ def test_unknown_key_in_the_file_is_named(tmp_path):
         ({"data": "c", "out": "r", "loss": "bce+hinge"}, "loss 'bce\\+hinge'"),
         ({"out": "r"}, "missing data"),
         ("- just\n- a list\n", "expected a mapping"),
+        ({"data": "c", "out": "r", "bands": "rgbd,slope"}, "slope need resolution_m"),
+        ({"data": "c", "out": "r", "bands": ["rgbd", "ndvi"]}, r"unknown band\(s\) ndvi"),
+        ({"data": "c", "out": "r", "relative_radius_m": 0}, "relative_radius_m must be > 0"),
     ],
 )
 def test_bad_settings_are_input_errors(tmp_path, document, message):
