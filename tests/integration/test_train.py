@@ -19,9 +19,8 @@ from lsmodel.metrics import SegmentationMetrics
 from lsmodel.models import build_model
 from pipelines import storage
 from pipelines.bundles import load_bundle
-from pipelines.chips import ChipDataset
 from pipelines.errors import InputError
-from pipelines.evaluate import score_model
+from pipelines.evaluate import bundle_dataset, score_model
 from pipelines.synthetic.writers import write_chips
 from pipelines.training import TrainConfig
 from pipelines.training.data import load_splits
@@ -52,7 +51,18 @@ def _miou(model, dataset) -> float:
 
 
 def test_two_workers_learn_and_write_outputs(chips, tmp_path):
-    config = TrainConfig(data=chips, out=str(tmp_path / "run"), epochs=8, workers=2, **SMALL)
+    # Terrain bands ride along: the bundle must record them so the mapper can rebuild them.
+    bands = ("red", "green", "blue", "elevation", "slope", "relative_elevation")
+    config = TrainConfig(
+        data=chips,
+        out=str(tmp_path / "run"),
+        epochs=8,
+        workers=2,
+        bands=bands,
+        resolution_m=1.0,
+        relative_radius_m=10.0,
+        **SMALL,
+    )
     lines: list[str] = []
     train(config, progress=lines.append)
 
@@ -65,8 +75,9 @@ def test_two_workers_learn_and_write_outputs(chips, tmp_path):
 
     # The bundle on disk scores the validation split as the workers reported for its epoch.
     bundle = load_bundle(str(tmp_path / "run"))
+    assert tuple(bundle.bands) == bands and bundle.terrain["relative_radius_m"] == 10.0
     val = load_splits(chips, config.seed, config.split_fractions)["val"]
-    dataset = ChipDataset(val, config.size, bundle.norm_mean, bundle.norm_std)
+    dataset = bundle_dataset(bundle, val)
     trained = _miou(bundle.build(), dataset)
     assert trained == pytest.approx(metrics["best_val"]["miou"], abs=1e-9)
     assert bundle.metrics["test"]["miou"] == pytest.approx(metrics["test"]["miou"])
@@ -74,7 +85,11 @@ def test_two_workers_learn_and_write_outputs(chips, tmp_path):
     # Baselines on the same chips: the initial weights, and predicting background everywhere.
     torch.manual_seed(config.seed)
     untrained = build_model(
-        "unet", base_width=config.base_width, depth=config.depth, dropout=config.dropout
+        "unet",
+        in_channels=len(bands),
+        base_width=config.base_width,
+        depth=config.depth,
+        dropout=config.dropout,
     )
     background = SegmentationMetrics()
     for _, y in dataset:
