@@ -16,6 +16,8 @@ import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCHMARKS = ROOT / "BENCHMARKS.md"
+# One-minute load average when the script started: the cores may be shared, and the record says so.
+LOAD_AT_START = os.getloadavg()[0]
 
 
 def tree_memory(pid: int) -> int:
@@ -59,7 +61,13 @@ def run_measured(
 
 
 def machine() -> str:
-    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB, Python {platform.python_version()}"
+    """The machine, and its one-minute load average at the script's start and now: a load above
+    zero before the run means other processes were using the cores while it ran."""
+    return (
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"{psutil.virtual_memory().total / 2**30:.0f} GiB, Python {platform.python_version()}, "
+        f"load average {LOAD_AT_START:.2f} at start, {os.getloadavg()[0]:.2f} at end"
+    )
 
 
 def record(title: str, table: str, notes: str = "") -> None:

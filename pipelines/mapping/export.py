@@ -179,9 +179,6 @@ def write_quicklook(
 ) -> str:
     """A PNG of the whole region: probability (inferno, transparent below 0.25, more opaque where
     higher) over the RGB in grey, from a decimated read made chunk by chunk (memory stays bounded)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
     from matplotlib import colormaps
     from PIL import Image
 

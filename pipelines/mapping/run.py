@@ -284,7 +284,9 @@ def _execute(
         num_gpus=gpus_per_worker,
         compute=ray.data.ActorPoolStrategy(size=workers, max_tasks_in_flight_per_actor=2),
     )
-    written = predicted.map(write_unit, fn_kwargs={"spec": spec})
+    # Writes are mostly I/O. Asking a CPU for them would queue every write until the actors free
+    # the cores, i.e. after the last unit, holding all probabilities in the object store.
+    written = predicted.map(write_unit, fn_kwargs={"spec": spec}, num_cpus=0)
 
     stats = []
     pixels = 0
