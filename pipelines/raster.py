@@ -171,6 +171,85 @@ def _checked(da: xr.DataArray, uri: str) -> xr.DataArray:
     return da
 
 
+# Values that tools write where they have no data; none is a plausible elevation next to real
+# terrain, except 0 (sea level), which the gap test below tells apart from a coast.
+_SENTINELS = (0.0, -9999.0, -32767.0, -32768.0, 32767.0, 65535.0)
+# Rows and columns sampled, evenly spaced and including the edges, where no-data collars lie.
+_SAMPLE_LINES = 17
+# A sentinel is suspect when it fills at least this share of the sample...
+_MIN_SHARE = 0.005
+# ...and lies further from every other value than this many times their own range.
+_MIN_GAP = 1.0
+
+
+def suspect_undeclared_nodata(da: xr.DataArray) -> float | None:
+    """A sentinel value that looks like no-data although ``da`` does not declare it, or None.
+
+    Reads a decimated sample of the first band (evenly spaced whole rows and columns, edges
+    included). A value is suspect when it is a usual no-data sentinel (0, -9999, -32767, -32768,
+    32767, 65535, the dtype's extremes), covers a noticeable constant area of the sample, and is
+    separated from all other values by more than their own range: -32768 around a survey at
+    1200-1800 m is, a coast at sea level 0 next to land at 0.5 m is not. Values equal to the
+    declared nodata are ignored, so a declared-but-wrong nodata is caught as well.
+    """
+    height, width = da.sizes["y"], da.sizes["x"]
+    rows = np.unique(np.linspace(0, height - 1, min(_SAMPLE_LINES, height)).round().astype(int))
+    cols = np.unique(np.linspace(0, width - 1, min(_SAMPLE_LINES, width)).round().astype(int))
+    band = da.isel(band=0)
+    sample = np.concatenate(
+        [
+            np.asarray(band.isel(y=rows).values, dtype=np.float64).ravel(),
+            np.asarray(band.isel(x=cols).values, dtype=np.float64).ravel(),
+        ]
+    )
+    sample = sample[np.isfinite(sample)]
+    declared = da.rio.nodata
+    if declared is not None and not np.isnan(declared):
+        sample = sample[sample != declared]
+    if not sample.size:
+        return None
+    candidates = set(_SENTINELS)
+    if np.issubdtype(da.dtype, np.integer):
+        info = np.iinfo(da.dtype)
+        candidates |= {float(info.min), float(info.max)}
+    elif np.issubdtype(da.dtype, np.floating):
+        info = np.finfo(da.dtype)
+        candidates |= {float(info.min), float(info.max)}
+    for value in sorted(candidates, key=lambda v: -np.count_nonzero(sample == v)):
+        is_value = sample == value
+        if is_value.mean() < _MIN_SHARE:
+            return None  # sorted by count: no other candidate is frequent enough either
+        rest = sample[~is_value]
+        if not rest.size:
+            continue  # a constant raster: nothing tells no-data from terrain
+        low, high = rest.min(), rest.max()
+        gap = low - value if value < low else value - high
+        if gap > _MIN_GAP * max(high - low, 1.0):
+            return float(value)
+    return None
+
+
+def check_nodata_declared(da: xr.DataArray, uri: str, option: str) -> None:
+    """Refuse a raster whose no-data looks undeclared (see :func:`suspect_undeclared_nodata`).
+
+    The InputError names the file, the suspected value and how to declare it with ``option``.
+    """
+    value = suspect_undeclared_nodata(da)
+    if value is None:
+        return
+    declared = da.rio.nodata
+    problem = (
+        "declares no nodata value"
+        if declared is None
+        else f"declares nodata {declared:g}, but that is not what fills its empty areas"
+    )
+    raise InputError(
+        f"{storage.redact(uri)}: {problem}; a large constant area equals {value:g}, far from all "
+        f"other values, which looks like nodata that would be read as real values. Declare it "
+        f"with `{option} {value:g}` (or in the file: gdal_edit.py -a_nodata {value:g} FILE)"
+    )
+
+
 def mark_complete(uri: str) -> None:
     """Mark the Zarr store at ``uri`` complete; call only after every chunk has been written."""
     import zarr

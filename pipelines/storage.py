@@ -24,16 +24,25 @@ import fsspec
 from pipelines.errors import StorageError
 
 _SCHEMES = ("", "file", "s3")
+# botocore's "standard" mode retries throttling, 500/502/503/504 and connection errors only.
+S3_RETRIES = {"mode": "standard", "max_attempts": 10}
 # mkstemp creates files readable by their owner only; written files get the usual permissions.
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 
 
 def _scheme(uri: str) -> str:
-    scheme = urlsplit(str(uri)).scheme.lower()
+    parts = urlsplit(str(uri))
+    scheme = parts.scheme.lower()
     if scheme not in _SCHEMES:
         raise StorageError(
             f"{redact(str(uri))}: unsupported URI scheme {scheme!r} (use a path, file:// or s3://)"
+        )
+    if "@" in parts.netloc:
+        # A URI is echoed in logs, manifests and job specs: it must never carry a secret.
+        raise StorageError(
+            f"{redact(str(uri))}: credentials in URIs are not supported; set AWS_ACCESS_KEY_ID "
+            "and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE) instead"
         )
     return scheme
 
@@ -81,6 +90,11 @@ def _s3_options(storage_options: dict[str, Any]) -> dict[str, Any]:
     ):
         if env.get(variable):
             options[option] = env[variable]
+    # Transient failures (throttling, 5xx, dropped connections) are retried with exponential
+    # backoff and jitter; permanent ones (403, 404) are not. AWS_MAX_ATTEMPTS and AWS_RETRY_MODE,
+    # which botocore reads itself, win.
+    if not (env.get("AWS_MAX_ATTEMPTS") or env.get("AWS_RETRY_MODE")):
+        options["config_kwargs"] = {"retries": dict(S3_RETRIES)}
     options.update(storage_options)
     return options
 
@@ -271,6 +285,8 @@ def gdal_path(uri: str) -> str:
 _GDAL_DEFAULTS = {
     # Opening one COG must not list its whole bucket prefix.
     "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR",
+    # GDAL retries 429/500/502/503/504 and dropped connections, never 403/404, with a delay
+    # that doubles each time.
     "GDAL_HTTP_MAX_RETRY": "5",
     "GDAL_HTTP_RETRY_DELAY": "1",
     "GDAL_HTTP_TIMEOUT": "60",

@@ -9,7 +9,10 @@ environment that carries:
 - packages to install first (``pip``), for clusters whose image lacks lsmap's dependencies;
 - the submitter's ``AWS_*`` and ``RAY_*`` variables, so the job reaches the same storage; never
   ``RAY_ADDRESS`` (where the submitter reaches the cluster is not where the job does) nor Ray's
-  own token (the cluster has it). Values are never printed.
+  own token (the cluster has it). AWS credentials stay behind unless asked for
+  (``forward_credentials``): Ray keeps a job's runtime environment in its job table, readable by
+  anyone who can list jobs, so a cluster should get them from its own role or secrets. Values are
+  never printed.
 
 A job's submission id is derived from the command unless given, so submitting the same command
 twice does not start it twice: the second submission finds the first job and reports (or, with
@@ -48,6 +51,7 @@ EXCLUDES = [
 ]
 FORWARDED_PREFIXES = ("AWS_", "RAY_")
 NOT_FORWARDED = frozenset({"RAY_ADDRESS", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH"})
+CREDENTIALS = frozenset({"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"})
 
 
 def validate_command(command: Sequence[str]) -> argparse.Namespace:
@@ -87,15 +91,18 @@ def runtime_env(
     working_dir: str | None,
     pip: Sequence[str] = (),
     environ: Mapping[str, str] | None = None,
+    *,
+    forward_credentials: bool = False,
 ) -> dict:
     """The job's runtime environment: the project folder, packages to install (``pip``
     requirements, e.g. ``lsmap==0.1.0`` on a cluster whose image lacks it) and the forwarded
-    variables."""
+    variables (AWS credentials only with ``forward_credentials``)."""
     environ = os.environ if environ is None else environ
+    withheld = NOT_FORWARDED if forward_credentials else NOT_FORWARDED | CREDENTIALS
     env_vars = {
         name: value
         for name, value in sorted(environ.items())
-        if name.startswith(FORWARDED_PREFIXES) and name not in NOT_FORWARDED and value
+        if name.startswith(FORWARDED_PREFIXES) and name not in withheld and value
     }
     env: dict = {"env_vars": env_vars}
     if working_dir is not None:
@@ -156,6 +163,7 @@ def submit(
     submission_id: str | None = None,
     working_dir: str | None = None,
     pip: Sequence[str] = (),
+    forward_credentials: bool = False,
     out: TextIO = sys.stdout,
 ) -> int:
     """Submit ``command`` (lsmap arguments) to the Ray cluster at ``address`` (dashboard URL).
@@ -173,7 +181,9 @@ def submit(
     where = storage.redact(address)
     job = _existing(client, submission_id)
     if job is None:
-        env = runtime_env(working_dir or project_dir(), pip)
+        env = runtime_env(
+            working_dir or project_dir(), pip, forward_credentials=forward_credentials
+        )
         try:
             client.submit_job(
                 entrypoint=entrypoint(command),

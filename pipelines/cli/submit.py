@@ -40,6 +40,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="REQUIREMENT",
         help="a package the job installs first, e.g. 'lsmap==0.1.0' (repeatable)",
     )
+    parser.add_argument(
+        "--forward-credentials",
+        action="store_true",
+        help="also send AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY/AWS_SESSION_TOKEN with the job; "
+        "Ray stores them in the job's spec, readable by anyone who can list jobs, so prefer the "
+        "cluster's own role or secrets",
+    )
     # Not `command`: the top-level parser keeps the subcommand's name there.
     parser.add_argument(
         "wrapped", nargs="+", metavar="-- COMMAND", help="the lsmap command and its arguments"
@@ -57,4 +64,5 @@ def run(args: argparse.Namespace) -> int:
         submission_id=args.submission_id,
         working_dir=args.working_dir,
         pip=args.pip,
+        forward_credentials=args.forward_credentials,
     )

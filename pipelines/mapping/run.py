@@ -24,7 +24,7 @@ from pipelines.errors import InputError, LsmapError, UnreadableInputError
 from pipelines.mapping import export, output
 from pipelines.mapping.plan import MapPlan, TileLayout, output_grid
 from pipelines.mapping.stages import InferUnits, MapSpec, read_unit, write_unit
-from pipelines.raster import Grid, open_mosaic
+from pipelines.raster import Grid, check_nodata_declared, open_mosaic
 from pipelines.ray_runtime import init_ray
 from pipelines.terrain import TERRAIN_BANDS
 
@@ -67,6 +67,8 @@ def map_region(
     dem, dem_item = stac.resolve_raster(dem, dem_asset)
     bundle = load_bundle(model)
     rgb_mosaic, dem_mosaic = open_mosaic(rgb), open_mosaic(dem)
+    declared = dem_mosaic if dem_nodata is None else dem_mosaic.rio.write_nodata(dem_nodata)
+    check_nodata_declared(declared, dem, "--dem-nodata")
     bands = _check_inputs(bundle, rgb, rgb_mosaic, dem, dem_mosaic)
     source = Grid.from_dataarray(rgb_mosaic)
     grid = output_grid(

@@ -171,3 +171,23 @@ def test_corrupt_chunk_is_named_or_mapped_around_when_tolerated(region, model, t
     assert (stored == 255).any() and (stored < 255).mean() > 0.5
     shutil.rmtree(store)
     assert os.path.exists(tmp_path / "tolerant" / "probability.zarr")
+
+
+@pytest.mark.usefixtures("ray_cluster")
+def test_undeclared_dem_nodata_is_named_and_mapped_as_nodata_once_declared(region, model, tmp_path):
+    def collar(values):  # the survey stops short of the east: a fill value, never declared
+        filled = values.copy()
+        filled[:, :, -values.shape[2] // 3 :] = -32768
+        return filled
+
+    dem = _rewrite(region / "dem.tif", tmp_path / "collar_dem.tif", data=collar, nodata=None)
+    out = tmp_path / "out"
+    with pytest.raises(
+        InputError, match=r"collar_dem\.tif: declares no nodata.*--dem-nodata -32768"
+    ):
+        _map(model, region / "rgb.tif", dem, out)
+    assert not (out / "manifest.json").exists()
+
+    _map(model, region / "rgb.tif", dem, out, dem_nodata=-32768)
+    stored = open_probability(OutputLayout(str(out))).values
+    assert (stored[:, -10:] == 255).all() and (stored[:, :20] < 255).all()

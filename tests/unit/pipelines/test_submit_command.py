@@ -69,14 +69,14 @@ def test_runtime_env_forwards_storage_and_ray_settings_only():
         "PATH": "/usr/bin",
     }
     env = runtime_env(None, environ=environ)
+    # Credentials stay behind: a job's spec is readable by anyone who can list jobs.
     assert env == {
-        "env_vars": {
-            "AWS_ACCESS_KEY_ID": "id",
-            "AWS_ENDPOINT_URL": "http://127.0.0.1:9000",
-            "AWS_SECRET_ACCESS_KEY": "secret",
-            "RAY_AUTH_MODE": "token",
-        }
+        "env_vars": {"AWS_ENDPOINT_URL": "http://127.0.0.1:9000", "RAY_AUTH_MODE": "token"}
     }
+    forwarded = runtime_env(None, environ=environ, forward_credentials=True)["env_vars"]
+    assert forwarded["AWS_ACCESS_KEY_ID"] == "id"
+    assert forwarded["AWS_SECRET_ACCESS_KEY"] == "secret"
+    assert "RAY_AUTH_TOKEN" not in forwarded
 
 
 def test_runtime_env_carries_the_project_without_its_clutter(tmp_path):

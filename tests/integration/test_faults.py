@@ -1,0 +1,207 @@
+"""Ray faults: a killed inference actor or worker process costs a map time, never bytes; a killed
+training worker costs the epochs since the last checkpoint.
+
+Ray Data restarts a dead actor of the pool and retries its unfinished calls, and retries tasks
+whose worker died (its defaults: ``max_restarts=-1``, ``max_task_retries=-1``, ``max_retries=-1``);
+each unit rewrites exactly its own chunk, so a retried unit writes the same bytes. Ray Train
+restarts its workers from the last checkpoint (``FailureConfig(max_failures)``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+import torch
+
+from lsmodel.bundle import ModelBundle
+from lsmodel.models import build_model
+from pipelines import storage
+from pipelines.bundles import save_bundle
+from pipelines.mapping import map_region
+from pipelines.synthetic.writers import write_chips, write_region
+from pipelines.training import TrainConfig
+from pipelines.training.run import latest_state, train
+
+pytestmark = pytest.mark.usefixtures("ray_cluster")
+
+CHUNK = 64
+UNITS = 16  # a 256 px region in 64 px chunks
+# What Ray Data calls its processes: the actor runs read_unit fused with InferUnits.
+INFER_ACTOR = "ray::MapWorker(Map(read_unit)->MapBatches(InferUnits))"
+WRITE_TASK = "ray::Map(write_unit)"
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("faults")
+    write_region(str(root / "region"), size=256, seed=7)
+    torch.manual_seed(0)
+    net = build_model("unet", in_channels=4, base_width=4, depth=3, dropout=0.0)
+    bundle = ModelBundle.from_model(
+        net,
+        bands=["red", "green", "blue", "elevation"],
+        tile_size=32,
+        resolution_m=1.0,
+        norm_mean=[110.0, 110.0, 100.0, 1500.0],
+        norm_std=[40.0, 40.0, 40.0, 300.0],
+    )
+    model = save_bundle(bundle, str(root / "model"))
+    return model, str(root / "region" / "rgb.tif"), str(root / "region" / "dem.tif")
+
+
+def _map(inputs, out: Path) -> dict:
+    model, rgb, dem = inputs
+    # One tile per batch: the run lasts long enough to be hit part-way.
+    return map_region(model, rgb, dem, str(out), chunk=CHUNK, batch_size=1, progress=False)
+
+
+@pytest.fixture(scope="module")
+def clean(inputs, tmp_path_factory):
+    out = tmp_path_factory.mktemp("clean") / "map"
+    _map(inputs, out)
+    return out
+
+
+def _chunks(out: Path) -> dict[str, bytes]:
+    """The probability array's chunk files (not its metadata, which names the run's paths)."""
+    root = out / "probability.zarr" / "probability"
+    return {
+        str(path.relative_to(root)): path.read_bytes()
+        for path in root.rglob("*")
+        if path.is_file() and not path.name.startswith(".") and path.name != "zarr.json"
+    }
+
+
+def _cluster_processes(title: str) -> list[psutil.Process]:
+    """This session's Ray processes whose title starts with ``title``.
+
+    The session cluster was started by this process, so its workers are our descendants; Ray
+    processes of anyone else on the machine are not.
+    """
+    found = []
+    for process in psutil.Process().children(recursive=True):
+        try:
+            if " ".join(process.cmdline()).startswith(title):
+                found.append(process)
+        except psutil.Error:  # ended meanwhile
+            pass
+    return found
+
+
+class Killer(threading.Thread):
+    """Once ``progress()`` is truthy, SIGKILL a process titled ``title`` and keep what
+    ``progress()`` returned; then note any other process with that title (its replacement)."""
+
+    def __init__(self, title: str, progress: Callable[[], Any], every_s: float = 0.01) -> None:
+        super().__init__(daemon=True)
+        self.title, self.progress, self.every_s = title, progress, every_s
+        self.killed: int | None = None
+        self.progress_at_kill: Any = None
+        self.later: set[int] = set()
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            targets = [p.pid for p in _cluster_processes(self.title)]
+            if self.killed is None and targets and (progress := self.progress()):
+                os.kill(targets[0], signal.SIGKILL)
+                self.killed, self.progress_at_kill = targets[0], progress
+            elif self.killed is not None:
+                self.later |= set(targets) - {self.killed}
+            time.sleep(self.every_s)
+
+
+def _finished_units(out: Path) -> int:
+    return len(os.listdir(out / "units")) if (out / "units").is_dir() else 0
+
+
+def _map_while_killing(inputs, out: Path, title: str) -> tuple[dict, Killer]:
+    killer = Killer(title, lambda: _finished_units(out))
+    killer.start()
+    try:
+        manifest = _map(inputs, out)
+    finally:
+        killer.stop.set()
+        killer.join()
+    return manifest, killer
+
+
+def _assert_complete_and_identical(manifest: dict, out: Path, clean: Path) -> None:
+    assert manifest["status"] == "complete"
+    assert json.loads((out / "manifest.json").read_text())["status"] == "complete"
+    assert manifest["units"]["computed"] == UNITS
+    # A write killed mid-way may leave its hidden temporary file; only named markers count.
+    markers = [name for name in os.listdir(out / "units") if not name.startswith(".")]
+    assert len(markers) == UNITS
+    assert len(_chunks(out)) == UNITS
+    assert _chunks(out) == _chunks(clean)
+
+
+def test_killed_inference_actor_is_replaced_and_the_map_is_identical(inputs, clean, tmp_path):
+    out = tmp_path / "map"
+    manifest, killer = _map_while_killing(inputs, out, INFER_ACTOR)
+
+    assert killer.killed is not None, "the inference actor was never seen"
+    assert 1 <= killer.progress_at_kill < UNITS, "the kill must land part-way"
+    assert killer.later, "no actor took over from the killed one"
+    _assert_complete_and_identical(manifest, out, clean)
+
+
+def test_killed_write_worker_is_retried_and_the_map_is_identical(inputs, clean, tmp_path):
+    out = tmp_path / "map"
+    manifest, killer = _map_while_killing(inputs, out, WRITE_TASK)
+
+    assert killer.killed is not None, "no worker was seen writing a unit"
+    assert 1 <= killer.progress_at_kill < UNITS, "the kill must land part-way"
+    _assert_complete_and_identical(manifest, out, clean)
+
+
+def test_killed_training_worker_resumes_from_the_last_checkpoint(tmp_path):
+    chips = str(write_chips(tmp_path / "chips", 32, size=32, seed=1))
+    out = str(tmp_path / "run")
+    config = TrainConfig(
+        data=chips,
+        out=out,
+        epochs=6,
+        workers=1,
+        arch="unet",
+        loss="bce",
+        batch_size=4,
+        lr=3e-3,
+        size=32,
+        base_width=4,
+        depth=2,
+        dropout=0.0,
+    )
+    lines: list[str] = []
+    # Reading the registered checkpoint costs more than a listing: poll it less often.
+    killer = Killer("ray::RayTrainWorker", lambda: latest_state(out), every_s=0.2)
+    killer.start()
+    try:
+        result = train(config, progress=lines.append)
+    finally:
+        killer.stop.set()
+        killer.join()
+
+    assert killer.killed is not None, "no training worker was seen"
+    checkpointed = killer.progress_at_kill.epoch
+    assert 1 <= checkpointed < 6, "the kill must land after a checkpoint, before the end"
+    resumed = [line for line in lines if line.startswith("resuming after epoch")]
+    assert len(resumed) == 1, lines
+    resumed_after = int(resumed[0].split()[3])
+    assert checkpointed <= resumed_after < 6
+    # Every epoch after the checkpoint is trained (again, if the kill interrupted it).
+    after = [int(line.split()[1].split("/")[0]) for line in lines[lines.index(resumed[0]) + 1 :]]
+    assert after == list(range(resumed_after + 1, 7))
+    assert result.state.epoch == 6
+    history = storage.read_json(f"{out}/metrics.json")["history"]
+    assert [entry["epoch"] for entry in history] == list(range(1, 7))
