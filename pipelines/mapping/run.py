@@ -287,8 +287,14 @@ def _execute(
         compute=ray.data.ActorPoolStrategy(size=workers, max_tasks_in_flight_per_actor=2),
     )
     # Writes are mostly I/O. Asking a CPU for them would queue every write until the actors free
-    # the cores, i.e. after the last unit, holding all probabilities in the object store.
-    written = predicted.map(write_unit, fn_kwargs={"spec": spec}, num_cpus=0)
+    # the cores, i.e. after the last unit, holding all probabilities in the object store; without
+    # one, a fixed pool (one writer per actor) keeps the worker processes bounded.
+    written = predicted.map(
+        write_unit,
+        fn_kwargs={"spec": spec},
+        num_cpus=0,
+        compute=ray.data.TaskPoolStrategy(size=workers),
+    )
 
     stats = []
     pixels = 0
