@@ -18,6 +18,22 @@ from pipelines.synthetic.writers import write_region
 TILE, STRIDE = 64, 32
 
 
+@pytest.fixture(scope="session")
+def random_bundle(tmp_path_factory) -> str:
+    """A tiny untrained U-Net (32 px tiles): enough to exercise the mapper; its bundle URI."""
+    torch.manual_seed(0)
+    net = build_model("unet", in_channels=4, base_width=4, depth=3, dropout=0.0)
+    bundle = ModelBundle.from_model(
+        net,
+        bands=["red", "green", "blue", "elevation"],
+        tile_size=32,
+        resolution_m=1.0,
+        norm_mean=[110.0, 110.0, 100.0, 1500.0],
+        norm_std=[40.0, 40.0, 40.0, 300.0],
+    )
+    return save_bundle(bundle, str(tmp_path_factory.mktemp("random") / "model"))
+
+
 def _region_tiles(region, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Overlapping tiles of a synthetic region as the mapper sees it (DEM warped onto the RGB grid):
     every tile with scars, and as many scar-free ones drawn at random."""

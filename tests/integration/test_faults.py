@@ -20,12 +20,8 @@ from typing import Any
 
 import psutil
 import pytest
-import torch
 
-from lsmodel.bundle import ModelBundle
-from lsmodel.models import build_model
 from pipelines import storage
-from pipelines.bundles import save_bundle
 from pipelines.mapping import map_region
 from pipelines.synthetic.writers import write_chips, write_region
 from pipelines.training import TrainConfig
@@ -41,21 +37,10 @@ WRITE_TASK = "ray::Map(write_unit)"
 
 
 @pytest.fixture(scope="module")
-def inputs(tmp_path_factory):
+def inputs(tmp_path_factory, random_bundle):
     root = tmp_path_factory.mktemp("faults")
     write_region(str(root / "region"), size=256, seed=7)
-    torch.manual_seed(0)
-    net = build_model("unet", in_channels=4, base_width=4, depth=3, dropout=0.0)
-    bundle = ModelBundle.from_model(
-        net,
-        bands=["red", "green", "blue", "elevation"],
-        tile_size=32,
-        resolution_m=1.0,
-        norm_mean=[110.0, 110.0, 100.0, 1500.0],
-        norm_std=[40.0, 40.0, 40.0, 300.0],
-    )
-    model = save_bundle(bundle, str(root / "model"))
-    return model, str(root / "region" / "rgb.tif"), str(root / "region" / "dem.tif")
+    return random_bundle, str(root / "region" / "rgb.tif"), str(root / "region" / "dem.tif")
 
 
 def _map(inputs, out: Path) -> dict:

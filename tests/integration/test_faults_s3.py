@@ -13,11 +13,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import torch
 from faults.proxy import FaultProxy
 
 from lsmodel.bundle import ModelBundle
-from lsmodel.models import build_model
 from pipelines import storage
 from pipelines.bundles import save_bundle
 from pipelines.errors import StorageError
@@ -40,18 +38,8 @@ def region(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def model(tmp_path_factory):
-    torch.manual_seed(0)
-    net = build_model("unet", in_channels=4, base_width=4, depth=3, dropout=0.0)
-    bundle = ModelBundle.from_model(
-        net,
-        bands=["red", "green", "blue", "elevation"],
-        tile_size=32,
-        resolution_m=1.0,
-        norm_mean=[110.0, 110.0, 100.0, 1500.0],
-        norm_std=[40.0, 40.0, 40.0, 300.0],
-    )
-    return save_bundle(bundle, str(tmp_path_factory.mktemp("model") / "model"))
+def model(random_bundle):
+    return random_bundle
 
 
 def _objects(prefix: str) -> dict[str, bytes]:
