@@ -2,7 +2,7 @@
 
 Used by map_efficiency.py in a fresh process, so that Ray start-up is paid as a user pays it.
 Writes a JSON document: the phases' wall seconds (interpreter start, imports, Ray start, start-up to
-the first batch, inference, writes, finalize, shutdown), from the process start time and Ray's task events
+the first batch, the actors' batches, finalize, shutdown), from the process start time and Ray's task events
 (``ray.timeline()``), which record every actor call and task with its start and duration. Dumping
 the timeline is excluded from the wall time.
 """
@@ -19,25 +19,19 @@ CREATED = psutil.Process().create_time()
 
 
 def phases(events: list[dict], since: float) -> dict[str, float]:
-    """Spans of the mapper's Ray Data stages in a chrome-trace ``events`` list, in seconds after
-    ``since`` (epoch seconds): the actors' batches (read + infer, which Ray Data fuses into the
-    actor) and the write tasks."""
+    """The span of the actors' batches (read + infer + write; Ray Data fuses the read into the
+    actor) in a chrome-trace ``events`` list, in seconds after ``since`` (epoch seconds)."""
     spans: dict[str, list[tuple[float, float, str]]] = {}
     for event in events:
         if event.get("ph") == "X":
             start = event["ts"] / 1e6 - since
             span = (start, start + event["dur"] / 1e6, event.get("tid"))
             spans.setdefault(event["name"], []).append(span)
-    batches = spans["submit"]  # an actor's map_batches call: read_unit + InferUnits per unit
-    writes = spans["ray.data._internal.execution.operators.map_operator._map_task"]
+    batches = spans["submit"]  # an actor's map_batches call: read + infer + write of a unit
     return {
         "infer_first_start": min(s for s, _, _ in batches),
         "infer_last_end": max(e for _, e, _ in batches),
         "infer_busy_s": sum(e - s for s, e, _ in batches),
-        "write_first_start": min(s for s, _, _ in writes),
-        "write_last_end": max(e for _, e, _ in writes),
-        "write_busy_s": sum(e - s for s, e, _ in writes),
-        "write_tasks": len(writes),
     }
 
 

@@ -9,7 +9,7 @@
 Every row reports pixels/s, the ratio to the floor, and the peak memory of the whole process tree.
 
 The stage break-down of each lsmap run needs no change to the mapper: phases from Ray's task
-timeline (actor start, the actors' batches = read + warp + infer + blend, the write tasks), the
+timeline (actor start, the actors' batches = read + warp + infer + blend + write), the
 per-unit CPU-seconds in the manifest (read + warp, infer, write), and the model's share of infer
 from a one-thread floor measured here. "Actors vs floor" (the floor over the span in which the
 actors work) is what the ratio tends to as the region grows, if the other phases stop adding up.
@@ -229,18 +229,13 @@ def breakdown(phases: dict, floor: float, per_tile_1: float) -> tuple[str, str]:
         wall(lambda p: p["infer_first_start"]),
     )
     row(
-        "wall s, actors' batches, first to last (read + infer + blend)",
+        "wall s, actors' batches, first to last (read + infer + blend + write)",
         wall(lambda p: p["infer_last_end"] - p["infer_first_start"]),
     )
     row(
-        "wall s, writes after the last batch",
-        wall(lambda p: p["write_last_end"] - max(p["infer_last_end"], p["write_first_start"])),
+        "wall s, after the last batch: finalize (manifest)",
+        wall(lambda p: p["map_s"] - p["infer_last_end"]),
     )
-    row(
-        "wall s, of which waiting for the first write to start",
-        wall(lambda p: max(0.0, p["write_first_start"] - p["infer_last_end"])),
-    )
-    row("wall s, finalize (manifest)", wall(lambda p: p["map_s"] - p["write_last_end"]))
     row(
         "wall s, Ray shutdown and exit",
         wall(lambda p: p["exit_s"] - p["dump_s"] - p["imports_s"] - p["ray_init_s"] - p["map_s"]),
@@ -254,7 +249,6 @@ def breakdown(phases: dict, floor: float, per_tile_1: float) -> tuple[str, str]:
     )
     row("unit-s, write chunk + marker", wall(lambda p: p["timings_s"]["write_s"]))
     row("actor-s, busy in batches", wall(lambda p: p["infer_busy_s"]))
-    row("task-s, write tasks busy", wall(lambda p: p["write_busy_s"]))
     actors = {b: floor / (p["infer_last_end"] - p["infer_first_start"]) for b, p in phases.items()}
     row("actors vs floor", {b: f"{v:.2f}" for b, v in actors.items()})
     best = max(actors, key=actors.get)
@@ -263,7 +257,7 @@ def breakdown(phases: dict, floor: float, per_tile_1: float) -> tuple[str, str]:
     note = (
         f"Of the {best} run's {p['wall']:.0f} s, the actors' batches took "
         f"{p['infer_last_end'] - p['infer_first_start']:.0f} s ({actors[best]:.2f} of the floor's "
-        f"speed); {outside:.0f} s went to start-up, writes and shutdown."
+        f"speed); {outside:.0f} s went to start-up, finalize and shutdown."
     )
     return "\n".join(lines) + "\n", note
 

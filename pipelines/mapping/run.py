@@ -1,9 +1,9 @@
 """``map_region``: RGB mosaic + DEM -> georeferenced landslide probability mosaic, with Ray Data.
 
 Stages, top to bottom: plan units -> read + warp + derive the bundle's terrain bands + stack +
-normalise (CPU tasks; the DEM read reaches the bands' halo further) -> tile, infer,
-blend (actor pool, model loaded once per actor) -> write one chunk + marker (tasks) -> finalize
-(driver: status, manifest, exports).
+normalise (the DEM read reaches the bands' halo further) -> tile, infer, blend and write one
+chunk + marker (actor pool, model loaded once per actor; Ray Data fuses the read into it) ->
+finalize (driver: status, manifest, exports).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from pipelines.bundles import load_bundle, resolve_bundle_uri
 from pipelines.errors import InputError, LsmapError, UnreadableInputError
 from pipelines.mapping import export, output
 from pipelines.mapping.plan import MapPlan, TileLayout, output_grid
-from pipelines.mapping.stages import InferUnits, MapSpec, read_unit, write_unit
+from pipelines.mapping.stages import InferAndWriteUnits, MapSpec, read_unit
 from pipelines.raster import Grid, check_nodata_declared, open_mosaic
 from pipelines.ray_runtime import init_ray
 from pipelines.terrain import TERRAIN_BANDS
@@ -278,29 +278,20 @@ def _execute(
 
     init_ray()
     units = ray.data.from_items([{"unit": index} for index in todo], override_num_blocks=len(todo))
-    predicted = units.map(read_unit, fn_kwargs={"spec": spec}).map_batches(
-        InferUnits,
+    mapped = units.map(read_unit, fn_kwargs={"spec": spec}).map_batches(
+        InferAndWriteUnits,
         fn_constructor_kwargs={"spec": spec},
         batch_size=1,
         num_cpus=cpus_per_worker,
         num_gpus=gpus_per_worker,
         compute=ray.data.ActorPoolStrategy(size=workers, max_tasks_in_flight_per_actor=2),
     )
-    # Writes are mostly I/O. Asking a CPU for them would queue every write until the actors free
-    # the cores, i.e. after the last unit, holding all probabilities in the object store; without
-    # one, a fixed pool (one writer per actor) keeps the worker processes bounded.
-    written = predicted.map(
-        write_unit,
-        fn_kwargs={"spec": spec},
-        num_cpus=0,
-        compute=ray.data.TaskPoolStrategy(size=workers),
-    )
 
     stats = []
     pixels = 0
     started = time.perf_counter()
     with tqdm(total=len(todo), unit="unit", desc="mapping", disable=not progress) as bar:
-        for row in written.iter_rows():
+        for row in mapped.iter_rows():
             if not row["written"]:
                 raise UnreadableInputError(row["error"])
             stats.append(row)

@@ -1,4 +1,4 @@
-"""The mapper's Ray Data stages: read -> infer -> write, one row per unit.
+"""The mapper's Ray Data stages: read -> infer + write, one row per unit.
 
 Only numpy arrays and scalars flow between stages. Georeferencing never travels in a row: each
 stage re-derives a unit's grid from its index and the plan in the ``MapSpec``.
@@ -147,8 +147,13 @@ def read_dem(spec: MapSpec, unit: Unit, halo: int) -> tuple[np.ndarray, np.ndarr
     return dem, derived
 
 
-class InferUnits:
-    """Actor: loads the model once, predicts whole units, never a unit partially."""
+class InferAndWriteUnits:
+    """Actor: loads the model once, then predicts whole units (never a unit partially) and writes
+    each one's chunk and marker itself.
+
+    Writing where the probabilities are computed keeps them out of the object store and needs no
+    extra worker processes; only each unit's stats flow on to the driver.
+    """
 
     def __init__(self, spec: MapSpec) -> None:
         import torch
@@ -167,48 +172,48 @@ class InferUnits:
         )
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
-        probabilities, seconds = [], []
-        for index, window, valid in zip(
-            batch["unit"], batch["window"], batch["valid"], strict=True
-        ):
-            start = time.perf_counter()
-            unit = self.spec.plan.unit(int(index))
-            if valid.any():
-                probability = self.predictor(window)[unit.chunk_in_read]
-            else:  # no valid input anywhere in the chunk: nodata without running the model
-                probability = np.zeros(valid.shape, dtype=np.float32)
-            probabilities.append(probability)
-            seconds.append(time.perf_counter() - start)
-        return {
-            "unit": batch["unit"],
-            "probability": probabilities,
-            "valid": batch["valid"],
-            "error": batch["error"],
-            "read_s": batch["read_s"],
-            "infer_s": np.asarray(seconds),
+        rows = [
+            self._map_unit(int(index), window, valid, str(error), float(read_s))
+            for index, window, valid, error, read_s in zip(
+                batch["unit"],
+                batch["window"],
+                batch["valid"],
+                batch["error"],
+                batch["read_s"],
+                strict=True,
+            )
+        ]
+        return {key: [row[key] for row in rows] for key in rows[0]}
+
+    def _map_unit(
+        self, index: int, window: np.ndarray, valid: np.ndarray, error: str, read_s: float
+    ) -> dict[str, Any]:
+        unit = self.spec.plan.unit(index)
+        top, left, height, width = unit.chunk
+        stats = {
+            "unit": index,
+            "valid_pixels": int(valid.sum()),
+            "pixels": height * width,
+            "error": error,
+            "read_s": read_s,
+            "infer_s": 0.0,
+            "write_s": 0.0,
+            "written": False,
         }
-
-
-def write_unit(row: dict[str, Any], spec: MapSpec) -> dict[str, Any]:
-    """Write the unit's chunk (exactly one chunk), then its marker. A unit whose input could not
-    be read is written (as nodata) only when the user tolerates read errors."""
-    start = time.perf_counter()
-    unit = spec.plan.unit(int(row["unit"]))
-    error = str(row["error"])
-    if error and not spec.tolerate_read_errors:
-        return {"unit": unit.index, "error": error, "written": False}
-    valid = np.asarray(row["valid"], dtype=bool)
-    encoded = output.encode(np.asarray(row["probability"]), valid, spec.dtype)
-    top, left, height, width = unit.chunk
-    _output_array(spec.out)[top : top + height, left : left + width] = encoded
-    stats = {
-        "unit": unit.index,
-        "valid_pixels": int(valid.sum()),
-        "pixels": height * width,
-        "error": error,
-        "read_s": float(row["read_s"]),
-        "infer_s": float(row["infer_s"]),
-    }
-    stats["write_s"] = time.perf_counter() - start
-    output.write_marker(spec.layout, unit.index, stats)
-    return {**stats, "written": True}
+        # A unit whose input could not be read is written (as nodata) only when the user
+        # tolerates read errors; otherwise the driver fails naming the file.
+        if error and not self.spec.tolerate_read_errors:
+            return stats
+        start = time.perf_counter()
+        if valid.any():
+            probability = self.predictor(window)[unit.chunk_in_read]
+        else:  # no valid input anywhere in the chunk: nodata without running the model
+            probability = np.zeros(valid.shape, dtype=np.float32)
+        stats["infer_s"] = time.perf_counter() - start
+        start = time.perf_counter()
+        encoded = output.encode(probability, valid, self.spec.dtype)
+        # Exactly one chunk, then the marker: a unit is done only once its bytes are stored.
+        _output_array(self.spec.out)[top : top + height, left : left + width] = encoded
+        stats["write_s"] = time.perf_counter() - start
+        output.write_marker(self.spec.layout, index, {k: stats[k] for k in stats if k != "written"})
+        return stats | {"written": True}

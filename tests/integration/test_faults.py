@@ -1,5 +1,5 @@
-"""Ray faults: a killed inference actor or worker process costs a map time, never bytes; a killed
-training worker costs the epochs since the last checkpoint.
+"""Ray faults: a killed mapping actor (reading, inferring or writing a unit) costs a map time,
+never bytes; a killed training worker costs the epochs since the last checkpoint.
 
 Ray Data restarts a dead actor of the pool and retries its unfinished calls, and retries tasks
 whose worker died (its defaults: ``max_restarts=-1``, ``max_task_retries=-1``, ``max_retries=-1``);
@@ -31,9 +31,9 @@ pytestmark = pytest.mark.usefixtures("ray_cluster")
 
 CHUNK = 64
 UNITS = 16  # a 256 px region in 64 px chunks
-# What Ray Data calls its processes: the actor runs read_unit fused with InferUnits.
-INFER_ACTOR = "ray::MapWorker(Map(read_unit)->MapBatches(InferUnits))"
-WRITE_TASK = "ray::Map(write_unit)"
+# What Ray Data calls the inference actor's process: read_unit fused with InferAndWriteUnits,
+# which writes each unit's chunk and marker itself.
+INFER_ACTOR = "ray::MapWorker(Map(read_unit)->MapBatches(InferAndWriteUnits))"
 
 
 @pytest.fixture(scope="module")
@@ -131,22 +131,13 @@ def _assert_complete_and_identical(manifest: dict, out: Path, clean: Path) -> No
     assert _chunks(out) == _chunks(clean)
 
 
-def test_killed_inference_actor_is_replaced_and_the_map_is_identical(inputs, clean, tmp_path):
+def test_killed_mapping_actor_is_replaced_and_the_map_is_identical(inputs, clean, tmp_path):
     out = tmp_path / "map"
     manifest, killer = _map_while_killing(inputs, out, INFER_ACTOR)
 
     assert killer.killed is not None, "the inference actor was never seen"
     assert 1 <= killer.progress_at_kill < UNITS, "the kill must land part-way"
     assert killer.later, "no actor took over from the killed one"
-    _assert_complete_and_identical(manifest, out, clean)
-
-
-def test_killed_write_worker_is_retried_and_the_map_is_identical(inputs, clean, tmp_path):
-    out = tmp_path / "map"
-    manifest, killer = _map_while_killing(inputs, out, WRITE_TASK)
-
-    assert killer.killed is not None, "no worker was seen writing a unit"
-    assert 1 <= killer.progress_at_kill < UNITS, "the kill must land part-way"
     _assert_complete_and_identical(manifest, out, clean)
 
 
