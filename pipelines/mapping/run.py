@@ -101,7 +101,12 @@ def map_region(
     )
     run = _run_identity(spec, bundle.sha256)
     done = _prepare_output(spec, run, resume=resume, overwrite=overwrite)
-    todo = [index for index in range(len(plan)) if index not in done]
+    # Largest read windows first: the small edge units then fill the end of the run, so no actor
+    # idles long while another finishes a big unit. The bytes written do not depend on order.
+    todo = sorted(
+        (index for index in range(len(plan)) if index not in done),
+        key=lambda index: (-math.prod(plan.unit(index).read[2:]), index),
+    )
 
     manifest = {
         "status": "running",
@@ -299,4 +304,4 @@ def _execute(
             rate = pixels / max(time.perf_counter() - started, 1e-9)
             bar.set_postfix_str(f"{rate / 1e6:.2f} Mpx/s", refresh=False)
             bar.update()
-    return stats
+    return sorted(stats, key=lambda row: row["unit"])
