@@ -7,8 +7,8 @@ package's own ``train_epoch`` and ``validate``, so an epoch is the same work on 
 (training pass plus validation). It runs before and after the Ray run, which brackets drift in
 the machine's load.
 
-Steady state excludes start-up: the plain loop's epochs 2..N, and Ray Train's span from the end
-of epoch 1 to the end of epoch N (``finished_at`` in the run's history), which includes the
+Steady state excludes start-up: the median of the plain loop's epochs 2..N, and of Ray Train's
+epochs 2..N from one ``finished_at`` to the next in the run's history, which includes the
 per-epoch checkpoint and report that Ray Train adds. Gradient all-reduce is timed on its own (two
 gloo processes of one thread reducing a tensor of the model's parameter count): an upper bound on
 its share, since DDP overlaps it with the backward pass.
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import itertools
 import multiprocessing
 import os
 import socket
@@ -209,11 +210,14 @@ def main() -> None:
 
     history = result.state.history
     steady_epochs = plain[1 : args.epochs] + plain[args.epochs + 1 :]
-    plain_steady = statistics.mean(wall for wall, _ in steady_epochs)
-    plain_cpu = statistics.mean(cpu for _, cpu in steady_epochs)
+    # Medians: one load spike from elsewhere on the machine must not decide the ratio.
+    plain_steady = statistics.median(wall for wall, _ in steady_epochs)
+    plain_cpu = statistics.median(cpu for _, cpu in steady_epochs)
     ray_cpu = meter.cpu_between(0, len(meter.snapshots) - 1) / (len(meter.snapshots) - 1)
-    ray_steady = (history[-1]["finished_at"] - history[0]["finished_at"]) / (len(history) - 1)
-    ray_compute = statistics.mean(entry["seconds"] for entry in history[1:])
+    finished = [entry["finished_at"] for entry in history]
+    ray_epochs = [end - start for start, end in itertools.pairwise(finished)]
+    ray_steady = statistics.median(ray_epochs)
+    ray_compute = statistics.median(entry["seconds"] for entry in history[1:])
     ray_startup = history[0]["finished_at"] - history[0]["seconds"] - called
     ray_end = returned - history[-1]["finished_at"]
     params = model_cost(args.arch, args.size, 4, args.base_width, args.depth)["params"]
@@ -247,7 +251,8 @@ def main() -> None:
         f"{args.workers} / S of a {args.workers}-thread loop's samples/s, where S is that "
         f"loop's speed-up over one thread (at most {args.workers}).\n\n"
         f"Breakdown: plain epochs (s) {', '.join(f'{w:.2f}' for w, _ in plain)} (two runs around "
-        f"the Ray run; the first epoch of each is excluded). Ray Train epochs: "
+        f"the Ray run; the first epoch of each is excluded; medians of the rest). Ray Train "
+        f"epochs (s) {', '.join(f'{e:.2f}' for e in ray_epochs)}: "
         f"{ray_compute:.2f} s inside the training loop, {ray_steady - ray_compute:.2f} s between "
         f"epochs (checkpoint, report); after the last epoch {ray_end:.1f} s to return (outputs). "
         f"Gradient all-reduce, timed alone: {reduce_s * 1000:.1f} ms per step x {steps} steps = "
