@@ -4,6 +4,8 @@ Commands are the contents of fenced ``bash`` blocks, and the ``$ ``-prompted lin
 ``\\`` continuations) of ``console`` blocks. The files run in order, README.md first, in one
 temporary working directory (with ``.venv`` linked into it), each block as one ``bash -e`` script
 that must exit 0, so later blocks use what earlier ones made (``data/``, ``runs/``, ``maps/``).
+Commands that use Ray join one head node started for the docs (``RAY_ADDRESS``), as they would
+on a cluster.
 
 An HTML comment right before a block (only blank lines between) changes how it runs:
 
@@ -23,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from clusters.head import ray_head
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC_FILES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -102,12 +105,30 @@ def blocks_of(path: Path) -> list[Block]:
 BLOCKS = [block for path in DOC_FILES for block in blocks_of(path)]
 
 
+def _environment() -> dict[str, str]:
+    return {
+        **os.environ,
+        "PATH": f"{ROOT / '.venv' / 'bin'}{os.pathsep}{os.environ['PATH']}",
+        "OMP_NUM_THREADS": "1",
+        "RAY_AUTH_MODE": "disabled",
+    }
+
+
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory):
     """One directory for all the docs, as a reader following them in order would have."""
     root = tmp_path_factory.mktemp("docs")
     (root / ".venv").symlink_to(ROOT / ".venv")
     return root
+
+
+@pytest.fixture(scope="module")
+def ray_address(workdir):
+    """One Ray head for every documented command (each would otherwise start and stop a local
+    cluster of its own), started in the docs' directory so relative paths mean the same to its
+    workers; commands join it through RAY_ADDRESS, as on a cluster."""
+    with ray_head(cwd=workdir, env=_environment()) as head:
+        yield head.address
 
 
 def test_docs_have_commands():
@@ -117,23 +138,17 @@ def test_docs_have_commands():
 
 
 @pytest.mark.parametrize("block", BLOCKS, ids=lambda block: block.id)
-def test_documented_commands_run(block, workdir):
+def test_documented_commands_run(block, workdir, ray_address):
     if block.skip is not None:
         pytest.skip(f"{block.id}: {block.skip}")
     script = block.script
     for old, new in block.replacements:
         assert old in script, f"{block.id}: the 'small' override {old!r} is not in the block"
         script = script.replace(old, new)
-    env = {
-        **os.environ,
-        "PATH": f"{ROOT / '.venv' / 'bin'}{os.pathsep}{os.environ['PATH']}",
-        "OMP_NUM_THREADS": "1",
-        "RAY_AUTH_MODE": "disabled",
-    }
     result = subprocess.run(
         ["bash", "-e", "-o", "pipefail", "-c", script],
         cwd=workdir,
-        env=env,
+        env={**_environment(), "RAY_ADDRESS": ray_address},
         capture_output=True,
         text=True,
         timeout=BLOCK_TIMEOUT_S,

@@ -3,7 +3,8 @@
 Each notebook is executed with nbclient in a kernel on this interpreter (the project's venv), from
 notebooks/ as Jupyter would start it; the notebooks write only into temporary directories, which
 go into one short-lived folder per notebook here (short: Ray puts its sockets under it too, and
-socket paths are limited to 107 bytes). One thread per process keeps timings sane on a shared CPU.
+socket paths are limited to 107 bytes). Notebooks run one at a time, so each kernel may use both
+of a small machine's cores.
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ def test_notebook_runs(path, kernel_env, monkeypatch):
     scratch = tempfile.TemporaryDirectory(prefix="lsnb-")
     monkeypatch.setenv("JUPYTER_PATH", str(kernel_env))
     monkeypatch.setenv("TMPDIR", scratch.name)  # tempfile.mkdtemp in the notebooks, Ray
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
     monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
     before = sorted(p.name for p in NOTEBOOKS_DIR.iterdir())
     notebook = nbformat.read(path, as_version=4)

@@ -1,26 +1,18 @@
 """``lsmap submit`` against a real Ray head started with ``ray start --head`` on 127.0.0.1.
 
-The head runs in its own process group and is torn down by killing that group, never with
-``ray stop`` (which would also end the test session's own Ray cluster).
+The head (tests/clusters/head.py) runs in its own process group and is torn down by killing that
+group, never with ``ray stop`` (which would also end the test session's own Ray cluster).
 """
 
 from __future__ import annotations
 
 import io
 import json
-import os
-import shutil
-import signal
-import socket
-import subprocess
-import sys
-import tempfile
-import time
 from pathlib import Path
 
-import psutil
 import pytest
 import torch
+from clusters.head import ray_head as start_head
 
 from lsmodel.bundle import ModelBundle
 from lsmodel.models import build_model
@@ -31,73 +23,11 @@ from pipelines.synthetic.writers import write_region
 SECRET = "not-a-real-secret-0123456789"
 
 
-def _free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
-
-
 @pytest.fixture(scope="module")
 def ray_head():
     """A head node of its own (2 CPUs, dashboard on 127.0.0.1); yields the job server URL."""
-    from ray.job_submission import JobSubmissionClient
-
-    gcs, dashboard, client, agent, agent_grpc, runtime_env, metrics = _free_ports(7)
-    # A short private temp dir: no clash with other clusters, and socket paths stay short.
-    temp_dir = tempfile.mkdtemp(prefix="lsray-", dir="/tmp")
-    bin_dir = str(Path(sys.executable).parent)
-    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
-    env["RAY_AUTH_MODE"] = "disabled"
-    env.pop("RAY_ADDRESS", None)
-    command = [
-        os.path.join(bin_dir, "ray"),
-        "start",
-        "--head",
-        "--block",
-        f"--port={gcs}",
-        "--dashboard-host=127.0.0.1",
-        f"--dashboard-port={dashboard}",
-        f"--ray-client-server-port={client}",
-        f"--dashboard-agent-listen-port={agent}",
-        f"--dashboard-agent-grpc-port={agent_grpc}",
-        f"--runtime-env-agent-port={runtime_env}",
-        f"--metrics-export-port={metrics}",
-        "--num-cpus=2",
-        "--num-gpus=0",
-        f"--temp-dir={temp_dir}",
-        "--disable-usage-stats",
-    ]
-    log = open(os.path.join(temp_dir, "head.log"), "wb")  # noqa: SIM115 (closed at teardown)
-    head = subprocess.Popen(
-        command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-    )
-    url = f"http://127.0.0.1:{dashboard}"
-    deadline = time.monotonic() + 90
-    while True:
-        assert head.poll() is None, Path(temp_dir, "head.log").read_text(errors="replace")
-        try:
-            JobSubmissionClient(url).list_jobs()
-            break
-        except Exception:
-            assert time.monotonic() < deadline, "the head's job server did not come up"
-            time.sleep(0.5)
-    try:
-        yield url
-    finally:
-        processes = [psutil.Process(head.pid), *psutil.Process(head.pid).children(recursive=True)]
-        os.killpg(head.pid, signal.SIGTERM)
-        _, alive = psutil.wait_procs(processes, timeout=5)
-        for process in alive:
-            process.kill()
-        _, alive = psutil.wait_procs(alive, timeout=5)
-        log.close()
-        shutil.rmtree(temp_dir, ignore_errors=True)
-        assert not alive, f"head processes left behind: {alive}"
+    with start_head() as head:
+        yield head.dashboard_url
 
 
 @pytest.fixture(scope="module")
