@@ -198,12 +198,11 @@ class InferAndWriteUnits:
             "read_s": read_s,
             "infer_s": 0.0,
             "write_s": 0.0,
-            "written": False,
         }
         # A unit whose input could not be read is written (as nodata) only when the user
         # tolerates read errors; otherwise the driver fails naming the file.
         if error and not self.spec.tolerate_read_errors:
-            return stats
+            return {**stats, "written": False}
         start = time.perf_counter()
         if valid.any():
             probability = self.predictor(window)[unit.chunk_in_read]
@@ -215,5 +214,5 @@ class InferAndWriteUnits:
         # Exactly one chunk, then the marker: a unit is done only once its bytes are stored.
         _output_array(self.spec.out)[top : top + height, left : left + width] = encoded
         stats["write_s"] = time.perf_counter() - start
-        output.write_marker(self.spec.layout, index, {k: stats[k] for k in stats if k != "written"})
-        return stats | {"written": True}
+        output.write_marker(self.spec.layout, index, stats)
+        return {**stats, "written": True}
