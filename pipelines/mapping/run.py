@@ -1,9 +1,10 @@
 """``map_region``: RGB mosaic + DEM -> georeferenced landslide probability mosaic, with Ray Data.
 
 Stages, top to bottom: plan units -> read + warp + derive the bundle's terrain bands + stack +
-normalise (the DEM read reaches the bands' halo further) -> tile, infer, blend and write one
-chunk + marker (actor pool, model loaded once per actor; Ray Data fuses the read into it) ->
-finalize (driver: status, manifest, exports).
+normalise (the DEM read reaches the bands' halo further; tasks, which Ray Data fuses into the
+actors when both ask for the same resources, as on CPUs) -> tile, infer, blend and write one
+chunk + marker (actor pool, model loaded once per actor) -> finalize (driver: status, manifest,
+exports).
 """
 
 from __future__ import annotations
