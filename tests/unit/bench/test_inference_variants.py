@@ -2,34 +2,19 @@
 
 from __future__ import annotations
 
-import importlib.util
 import math
-import sys
-from pathlib import Path
 
 import pytest
 import torch
+from bench_scripts import bench_script
 
 from lsmodel.models import build_model
-
-BENCH = Path(__file__).resolve().parents[3] / "bench"
 
 
 @pytest.fixture(scope="module")
 def variants():
-    """bench/inference_variants.py as a module (bench/ holds scripts, not a package)."""
-    spec = importlib.util.spec_from_file_location(
-        "inference_variants", BENCH / "inference_variants.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    sys.path.insert(0, str(BENCH))  # the script imports its sibling _common
-    try:
-        spec.loader.exec_module(module)
+    with bench_script("inference_variants") as module:
         yield module
-    finally:
-        sys.path.remove(str(BENCH))
-        del sys.modules[spec.name]
 
 
 def _tiny_model() -> torch.nn.Module:

@@ -2,32 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
 from affine import Affine
+from bench_scripts import bench_script
 
 from pipelines.mapping.plan import MapPlan, TileLayout
 from pipelines.raster import Grid
 
-BENCH = Path(__file__).resolve().parents[3] / "bench"
-
 
 @pytest.fixture(scope="module")
 def scale():
-    """bench/scale_on_paper.py as a module (bench/ holds scripts, not a package)."""
-    spec = importlib.util.spec_from_file_location("scale_on_paper", BENCH / "scale_on_paper.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    sys.path.insert(0, str(BENCH))  # the script imports its sibling _common
-    try:
-        spec.loader.exec_module(module)
+    with bench_script("scale_on_paper") as module:
         yield module
-    finally:
-        sys.path.remove(str(BENCH))
-        del sys.modules[spec.name]
 
 
 @pytest.mark.parametrize("blend", ["ramp", "crop"])
