@@ -6,6 +6,7 @@ import contextlib
 import datetime
 import os
 import platform
+import re
 import subprocess
 import sys
 import threading
@@ -60,11 +61,23 @@ def run_measured(
     return time.perf_counter() - started, peak
 
 
+def cpu() -> str:
+    """The CPU model and whether it has bf16 matrix units (AMX): bf16 timings depend on them."""
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return platform.processor() or platform.machine()
+    model = re.search(r"^model name\s*:\s*(.+)$", info, re.MULTILINE)
+    flags = re.search(r"^flags\s*:\s*(.+)$", info, re.MULTILINE)
+    amx = "with" if flags and "amx_bf16" in flags.group(1).split() else "without"
+    return f"{model.group(1) if model else platform.machine()} {amx} AMX"
+
+
 def machine() -> str:
     """The machine, and its one-minute load average at the script's start and now: a load above
     zero before the run means other processes were using the cores while it ran."""
     return (
-        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"{cpu()}, {os.cpu_count()} cores, "
         f"{psutil.virtual_memory().total / 2**30:.0f} GiB, Python {platform.python_version()}, "
         f"load average {LOAD_AT_START:.2f} at start, {os.getloadavg()[0]:.2f} at end"
     )

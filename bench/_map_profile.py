@@ -44,6 +44,7 @@ def main() -> None:
     parser.add_argument("--overlap", type=int, required=True)
     parser.add_argument("--batch-size", type=int, required=True)
     parser.add_argument("--workers", type=int, required=True)
+    parser.add_argument("--precision", required=True)
     args = parser.parse_args()
 
     import ray
@@ -61,6 +62,7 @@ def main() -> None:
         args.out,
         workers=args.workers,
         batch_size=args.batch_size,
+        precision=args.precision,
         overlap=args.overlap,
         blend=args.blend,
         chunk=args.chunk,

@@ -27,14 +27,17 @@ from pathlib import Path
 from _common import ROOT, record, run_measured
 
 
-def floor_seconds(model, tiles: int, tile: int, batch: int, threads: int) -> float:
+def floor_seconds(
+    model, tiles: int, tile: int, batch: int, threads: int, precision: str = "fp32"
+) -> float:
     """Seconds for ``tiles`` forward passes in batches of ``batch`` (one warm-up batch first)."""
     import torch
 
     torch.set_num_threads(threads)
     model = model.to(memory_format=torch.channels_last)
     x = torch.randn(batch, 4, tile, tile).contiguous(memory_format=torch.channels_last)
-    with torch.inference_mode():
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16")
+    with torch.inference_mode(), autocast:
         model(x)
         start = time.perf_counter()
         done = 0
@@ -65,7 +68,17 @@ def main() -> None:
         help="one lsmap run per blend; none: only the floor and the naive loop",
     )
     parser.add_argument(
-        "--naive", action=argparse.BooleanOptionalAction, default=True, help="run the window loop"
+        "--precision",
+        choices=["fp32", "bf16"],
+        default="fp32",
+        help="forward pass of the floor and of lsmap (`lsmap map --precision`)",
+    )
+    parser.add_argument(
+        "--naive",
+        nargs="*",
+        choices=["fp32", "bf16"],
+        default=None,
+        help="precisions of the window loop runs (default: --precision); none: no window loop",
     )
     args = parser.parse_args()
 
@@ -101,11 +114,16 @@ def main() -> None:
 
         layout = TileLayout(args.tile, args.overlap)
         unique_tiles = layout.count(grid.height) * layout.count(grid.width)
-        floor = floor_seconds(bundle.build(), unique_tiles, args.tile, args.batch_size, threads)
+        floor = floor_seconds(
+            bundle.build(), unique_tiles, args.tile, args.batch_size, threads, args.precision
+        )
         # The model's CPU-seconds per tile on one thread, as each actor runs it: splits an actor's
         # infer time into the forward passes and the tiling and blending around them.
         sample = min(unique_tiles, 3 * args.batch_size)
-        per_tile_1 = floor_seconds(bundle.build(), sample, args.tile, args.batch_size, 1) / sample
+        per_tile_1 = (
+            floor_seconds(bundle.build(), sample, args.tile, args.batch_size, 1, args.precision)
+            / sample
+        )
         rows = [("model-only floor", floor, None, unique_tiles, None)]
         # The same floor as the actors run it, one thread per core, with no threads to wait for
         # each other: on a busy machine two OpenMP threads can lose far more than the other rows.
@@ -143,6 +161,8 @@ def main() -> None:
                 str(args.batch_size),
                 "--workers",
                 str(args.workers),
+                "--precision",
+                args.precision,
             ]
             _, peak = run_measured(command, env={"RAY_ADDRESS": "", "RAY_AUTH_MODE": "disabled"})
             exited = time.time()
@@ -154,7 +174,8 @@ def main() -> None:
             timings = profile["timings_s"]
             rows.append((f"lsmap map, {blend} blend", seconds, peak, tiles, timings))
 
-        if args.naive:
+        naive = [args.precision] if args.naive is None else args.naive
+        for precision in naive:
             command = [
                 sys.executable,
                 str(ROOT / "bench" / "naive_mapper.py"),
@@ -172,9 +193,13 @@ def main() -> None:
                 str(args.overlap),
                 "--threads",
                 str(threads),
+                "--precision",
+                precision,
             ]
             seconds, peak = run_measured(command)
-            rows.append(("naive window loop (rasterio)", seconds, peak, unique_tiles, None))
+            rows.append(
+                (f"naive window loop (rasterio), {precision}", seconds, peak, unique_tiles, None)
+            )
 
     table = (
         "| pipeline | wall (s) | Mpx/s | vs floor | tiles computed | peak memory (GiB) | stage seconds summed over units (read / infer / write) |\n"
@@ -196,7 +221,8 @@ def main() -> None:
         f"{pixels / ideal / 1e6:.3f} | {floor / ideal:.2f} | {unique_tiles} | - | - |\n"
     )
     notes = (
-        f"{args.size} x {args.size} px region, {args.arch} base {args.base_width}, {args.tile} px "
+        f"{args.size} x {args.size} px region, {args.arch} base {args.base_width}, "
+        f"{args.precision} (floor and lsmap), {args.tile} px "
         f"tiles, overlap {args.overlap}, batch {args.batch_size}, {args.workers} actors x 1 thread "
         f"(floor and naive loop: {threads} threads), chunk {chunk}."
     )
@@ -211,8 +237,9 @@ def main() -> None:
             + summary
             + f" Best lsmap run vs the {args.workers} x 1-thread floor: **{ideal / best:.2f}**."
         )
-        if args.naive:
-            notes += f" lsmap (best blend) vs naive: **{rows[-1][1] / best:.2f}x** pixels/s."
+        for name, seconds, *_ in rows:
+            if name.startswith("naive"):
+                notes += f" lsmap (best blend) vs {name}: **{seconds / best:.2f}x** pixels/s."
     record("Mapping throughput vs the model-only floor and the usual window loop", table, notes)
 
 

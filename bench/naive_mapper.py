@@ -31,6 +31,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--overlap", type=int, default=32)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
     args = parser.parse_args()
 
     torch.set_num_threads(args.threads)
@@ -38,6 +39,7 @@ def main() -> None:
     model = bundle.build().to(memory_format=torch.channels_last)
     layout = TileLayout(bundle.tile_size, args.overlap)
     tile, weights = layout.tile, layout.weights()
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.precision == "bf16")
 
     with rasterio.open(args.rgb) as rgb, rasterio.open(args.dem) as dem_src:
         height, width = rgb.height, rgb.width
@@ -56,8 +58,9 @@ def main() -> None:
 
             def flush() -> None:
                 x = torch.from_numpy(np.stack([p[2] for p in pending]))
-                with torch.inference_mode():
-                    probs = torch.sigmoid(model(x.contiguous(memory_format=torch.channels_last)))
+                with torch.inference_mode(), autocast:
+                    logits = model(x.contiguous(memory_format=torch.channels_last))
+                probs = torch.sigmoid(logits.float())
                 for (row, col, _), prob in zip(pending, probs[:, 0].numpy(), strict=True):
                     r0, c0 = max(row, 0), max(col, 0)
                     r1, c1 = min(row + tile, height), min(col + tile, width)

@@ -32,21 +32,28 @@ def model_cost(
     }
 
 
-def time_forward(model: nn.Module, tile: int = 128, batch: int = 16, repeats: int = 5) -> float:
+def time_forward(
+    model: nn.Module, tile: int = 128, batch: int = 16, repeats: int = 5, precision: str = "fp32"
+) -> float:
     """Median milliseconds per tile of batched inference on the model's device.
 
-    ``model`` comes from ``build_model`` (its ``in_channels`` sizes the random input). Runs in eval and inference mode with channels_last tensors (1.5-2x faster on CPU); the model
-    is left in eval mode and channels_last memory format. One untimed warm-up batch comes first.
+    ``model`` comes from ``build_model`` (its ``in_channels`` sizes the random input). Runs in eval
+    and inference mode with channels_last tensors (1.5-2x faster on CPU), in ``precision``: fp32,
+    or bf16 autocast as ``lsmap map --precision bf16`` runs it. The model is left in eval mode and
+    channels_last memory format. One untimed warm-up batch comes first.
     """
     if repeats < 1 or batch < 1:
         raise ValueError(f"batch and repeats must be >= 1, got {batch} and {repeats}")
+    if precision not in ("fp32", "bf16"):
+        raise ValueError(f"precision must be fp32 or bf16, got {precision!r}")
     param = next(model.parameters())
     model.eval().to(memory_format=torch.channels_last)
     x = torch.randn(batch, model.in_channels, tile, tile, device=param.device, dtype=param.dtype)
     x = x.contiguous(memory_format=torch.channels_last)
     sync = torch.cuda.synchronize if param.device.type == "cuda" else lambda: None
+    autocast = torch.autocast(param.device.type, torch.bfloat16, enabled=precision == "bf16")
     times = []
-    with torch.inference_mode():
+    with torch.inference_mode(), autocast:
         for run in range(repeats + 1):
             sync()
             start = time.perf_counter()

@@ -24,6 +24,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--in-channels", type=int, default=4, help="input bands (default 4)")
     parser.add_argument("--time", action="store_true", help="measure forward time per tile")
     parser.add_argument("--batch", type=int, default=16, help="tiles per timed batch (default 16)")
+    parser.add_argument(
+        "--precision",
+        choices=["fp32", "bf16"],
+        default="fp32",
+        help="time the forward pass in fp32 (default) or bf16 autocast, as `lsmap map --precision`",
+    )
     parser.set_defaults(func=run)
 
 
@@ -46,6 +52,7 @@ def run(args: argparse.Namespace) -> int:
         row = f"{arch:<14} {cost['params']:>12,} {cost['gflops']:>12.3f}"
         if args.time:
             model = build_model(arch, args.in_channels, args.base_width, args.depth)
-            row += f" {time_forward(model, args.tile, args.batch, repeats=3):>9.2f}"
+            ms = time_forward(model, args.tile, args.batch, repeats=3, precision=args.precision)
+            row += f" {ms:>9.2f}"
         print(row, flush=True)
     return 0

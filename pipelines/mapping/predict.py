@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from lsmodel.bundle import ModelBundle
-from pipelines.mapping.plan import TileLayout
+from pipelines.mapping.plan import PRECISIONS, TileLayout
 
 
 class TilePredictor:
@@ -26,12 +26,14 @@ class TilePredictor:
         layout: TileLayout,
         batch_size: int = 16,
         device: str = "cpu",
-        mixed_precision: bool = False,
+        precision: str = "fp32",
         static_shapes: bool | None = None,
     ) -> None:
-        """``mixed_precision``: bf16 autocast (for GPUs; it runs on CPU too, which is how tests keep
-        the path alive). ``static_shapes``: pad a unit's last batch so every forward pass has one
-        shape (cuDNN plans once); default on for CUDA, off on CPU where padding only costs."""
+        """``precision``: one of ``PRECISIONS``. ``static_shapes``: pad a unit's last batch so
+        every forward pass has one shape (cuDNN plans once); default on for CUDA, off on CPU where
+        padding only costs."""
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
         self.layout = layout
         self.batch_size = batch_size
         self.device = torch.device(device)
@@ -39,7 +41,7 @@ class TilePredictor:
         self.model.eval()
         self.autocast = (
             torch.autocast(self.device.type, dtype=torch.bfloat16)
-            if mixed_precision
+            if precision == "bf16"
             else contextlib.nullcontext()
         )
         self.static_shapes = self.device.type == "cuda" if static_shapes is None else static_shapes

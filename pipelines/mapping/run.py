@@ -23,7 +23,7 @@ from pipelines.bands import BASE_BANDS, BandSet
 from pipelines.bundles import load_bundle, resolve_bundle_uri
 from pipelines.errors import InputError, LsmapError, UnreadableInputError
 from pipelines.mapping import export, output
-from pipelines.mapping.plan import MapPlan, TileLayout, output_grid
+from pipelines.mapping.plan import PRECISIONS, MapPlan, TileLayout, output_grid
 from pipelines.mapping.stages import InferAndWriteUnits, MapSpec, read_unit
 from pipelines.raster import Grid, check_nodata_declared, open_mosaic
 from pipelines.ray_runtime import init_ray
@@ -40,6 +40,7 @@ def map_region(
     cpus_per_worker: int = 1,
     gpus_per_worker: float = 0,
     batch_size: int = 16,
+    precision: str = "auto",
     overlap: int | None = None,
     blend: str = "ramp",
     chunk: int = 1024,
@@ -60,10 +61,12 @@ def map_region(
 ) -> dict:
     """Map landslide probability over the RGB mosaic (or ``bbox`` of it) into ``out``.
 
+    ``precision``: ``fp32``, ``bf16`` (autocast) or ``auto`` (bf16 on GPUs, fp32 on CPUs).
     Returns the run manifest. Reruns with the same inputs, model and parameters compute only the
     units that have no marker yet; a different run in ``out`` is refused unless ``overwrite``.
     """
     started = time.perf_counter()
+    precision = _precision(precision, gpus_per_worker)
     rgb, rgb_item = stac.resolve_raster(rgb, rgb_asset)
     dem, dem_item = stac.resolve_raster(dem, dem_asset)
     bundle = load_bundle(model)
@@ -91,7 +94,7 @@ def map_region(
         batch_size=batch_size,
         device="cuda" if gpus_per_worker else "cpu",
         threads=cpus_per_worker,
-        mixed_precision=bool(gpus_per_worker),
+        precision=precision,
         dtype=dtype,
         tolerate_read_errors=tolerate_read_errors,
         dem_nodata=dem_nodata,
@@ -118,6 +121,7 @@ def map_region(
             "cpus_per_worker": cpus_per_worker,
             "gpus_per_worker": gpus_per_worker,
             "batch_size": batch_size,
+            "precision": precision,
         },
         "units": {"total": len(plan), "already_done": len(done), "to_compute": len(todo)},
         "dem_coverage": round(dem_coverage, 4),
@@ -248,7 +252,17 @@ def _run_identity(spec: MapSpec, bundle_sha256: str) -> dict:
         "chunk": spec.plan.chunk,
         "layout": asdict(spec.plan.layout),
         "dtype": spec.dtype,
+        # bf16 and fp32 maps differ in the last bits: a rerun must not mix their units.
+        "precision": spec.precision,
     }
+
+
+def _precision(precision: str, gpus_per_worker: float) -> str:
+    if precision == "auto":
+        return "bf16" if gpus_per_worker else "fp32"
+    if precision not in PRECISIONS:
+        raise InputError(f"precision must be auto or one of {PRECISIONS}, got {precision!r}")
+    return precision
 
 
 def _prepare_output(spec: MapSpec, run: dict, *, resume: bool, overwrite: bool) -> set[int]:

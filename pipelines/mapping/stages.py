@@ -36,7 +36,7 @@ class MapSpec:
     batch_size: int
     device: str
     threads: int
-    mixed_precision: bool
+    precision: str  # one of pipelines.mapping.predict.PRECISIONS
     dtype: str
     tolerate_read_errors: bool = False
     dem_nodata: float | None = None
@@ -168,7 +168,7 @@ class InferAndWriteUnits:
             spec.plan.layout,
             batch_size=spec.batch_size,
             device=spec.device,
-            mixed_precision=spec.mixed_precision,
+            precision=spec.precision,
         )
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:

@@ -16,7 +16,7 @@ regions:
     schedule: "0 */6 * * *"                     # 5-field cron, see pipelines.scan.cron
     before_threshold: 0.3    # optional: "new" needs probability below this before (default: threshold)
     min_area_m2: 50          # optional: smaller polygons are not reported (default 0)
-    mapping: {workers: 2, gpus_per_worker: 1, batch_size: 32, chunk: 1024}   # optional
+    mapping: {workers: 2, gpus_per_worker: 1, batch_size: 32, chunk: 1024, precision: bf16}  # optional
     event: {id: bijie-2024-07-rain, date: 2024-07-14}   # optional: written into every polygon
 ```
 
@@ -47,6 +47,7 @@ import yaml
 
 from pipelines import storage
 from pipelines.errors import InputError, StorageError
+from pipelines.mapping.plan import PRECISIONS
 from pipelines.scan.cron import validate_cron
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
@@ -68,6 +69,7 @@ class MappingOptions:
     cpus_per_worker: int = 1
     gpus_per_worker: float = 0.0
     batch_size: int = 16
+    precision: str = "auto"
     chunk: int = 1024
     overlap: int | None = None
 
@@ -225,6 +227,13 @@ class _Fields:
         value = self.take(key, (int, float), default)
         if given and not (math.isfinite(value) and low <= value <= high):
             raise self.error(key, f"expected a number in [{low}, {high}], got {value}")
+        return value
+
+    def choice(self, key: str, choices: tuple[str, ...], default: Any = ...) -> str:
+        given = key in self.mapping
+        value = self.take(key, str, default)
+        if given and value not in choices:
+            raise self.error(key, f"expected one of {', '.join(choices)}, got {value!r}")
         return value
 
     def integer(self, key: str, low: int, default: Any = ...) -> int:
@@ -392,6 +401,7 @@ def _mapping(entry: dict, file: str, where: str) -> MappingOptions:
             fields.number("gpus_per_worker", 0.0, math.inf, defaults.gpus_per_worker)
         ),
         batch_size=fields.integer("batch_size", 1, defaults.batch_size),
+        precision=fields.choice("precision", ("auto", *PRECISIONS), defaults.precision),
         chunk=fields.integer("chunk", 1, defaults.chunk),
         overlap=fields.integer("overlap", 0, defaults.overlap),
     )

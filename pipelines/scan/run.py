@@ -167,6 +167,7 @@ def scan_image(
         cpus_per_worker=options.cpus_per_worker,
         gpus_per_worker=options.gpus_per_worker,
         batch_size=options.batch_size,
+        precision=options.precision,
         overlap=options.overlap,
         chunk=options.chunk,
         bbox=region.aoi.bbox,

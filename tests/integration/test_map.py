@@ -179,6 +179,25 @@ def test_a_different_run_in_the_output_is_refused(region, clean_map, tmp_path):
         )
 
 
+def test_bf16_maps_are_deterministic_close_to_fp32_and_never_mixed_with_it(
+    region, unet_bundle, clean_map, tmp_path
+):
+    rgb, dem = str(region / "rgb.tif"), str(region / "dem.tif")
+    with pytest.raises(LsmapError, match="different run"):
+        map_region(unet_bundle, rgb, dem, clean_map, chunk=96, precision="bf16", progress=False)
+    outs = [str(tmp_path / f"map-{workers}") for workers in (1, 2)]
+    for workers, out in zip((1, 2), outs, strict=True):
+        map_region(
+            unet_bundle, rgb, dem, out, chunk=96, workers=workers, precision="bf16", progress=False
+        )
+    assert _chunk_bytes(outs[0]) == _chunk_bytes(outs[1])
+    bf16 = open_probability(OutputLayout(outs[0]), decode=True).values
+    fp32 = open_probability(OutputLayout(clean_map), decode=True).values
+    difference = np.abs(bf16 - fp32)
+    print(f"bf16 vs fp32: max {difference.max():.4f}, mean {difference.mean():.5f}")
+    assert difference.max() <= 0.03 and difference.mean() <= 0.005
+
+
 def test_rerun_of_a_finished_map_computes_nothing(region, unet_bundle, clean_map):
     before = _chunk_bytes(clean_map)
     manifest = map_region(

@@ -39,7 +39,9 @@ def _chip_level_metrics(bundle_uri: str, region) -> dict[str, float]:
     return metrics.compute()
 
 
-def test_region_miou_matches_chip_level_miou(trained_bundle, tmp_path):
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_region_miou_matches_chip_level_miou(trained_bundle, tmp_path, precision):
+    """In bf16 too: the chip-level reference stays fp32."""
     region = tmp_path / "region"
     write_region(region, size=512, seed=11)
     out = str(tmp_path / "map")
@@ -49,6 +51,7 @@ def test_region_miou_matches_chip_level_miou(trained_bundle, tmp_path):
         str(region / "dem.tif"),
         out,
         chunk=192,
+        precision=precision,
         progress=False,
     )
 

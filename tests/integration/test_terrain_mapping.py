@@ -110,7 +110,7 @@ def _spec(region, chunk: int) -> MapSpec:
         batch_size=1,
         device="cpu",
         threads=1,
-        mixed_precision=False,
+        precision="fp32",
         dtype="float32",
         bands=BANDS,
         halo=BANDS.halo(grid),

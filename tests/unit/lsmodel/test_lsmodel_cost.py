@@ -31,12 +31,15 @@ def test_cost_counts_parameters_and_scales_with_tile_area(arch):
     )
 
 
-def test_time_forward_reports_milliseconds_per_tile():
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_time_forward_reports_milliseconds_per_tile(precision):
     model = build_model("unet", base_width=4, depth=3)
-    ms = time_forward(model, tile=32, batch=2, repeats=2)
+    ms = time_forward(model, tile=32, batch=2, repeats=2, precision=precision)
     assert 0 < ms < 10_000
     with pytest.raises(ValueError, match="repeats"):
         time_forward(model, tile=32, batch=2, repeats=0)
+    with pytest.raises(ValueError, match="precision"):
+        time_forward(model, tile=32, batch=2, precision="fp16")
 
 
 def test_models_command_lists_every_architecture(capsys):
@@ -62,6 +65,8 @@ def test_models_command_times_on_request(capsys):
                 "--batch",
                 "2",
                 "--time",
+                "--precision",
+                "bf16",
             ]
         )
         == 0

@@ -42,9 +42,7 @@ def test_gpu_options_on_cpu_give_the_same_map_within_bf16_precision():
     window = np.random.default_rng(1).normal(size=(4, 32 + 16 * 4, 32 + 16 * 2)).astype(np.float32)
     fp32 = TilePredictor(bundle, layout, batch_size=4)(window)
     padded = TilePredictor(bundle, layout, batch_size=4, static_shapes=True)(window)
-    bf16 = TilePredictor(bundle, layout, batch_size=4, mixed_precision=True, static_shapes=True)(
-        window
-    )
+    bf16 = TilePredictor(bundle, layout, batch_size=4, precision="bf16", static_shapes=True)(window)
     np.testing.assert_allclose(padded, fp32, atol=1e-6)
     np.testing.assert_allclose(bf16, fp32, atol=0.05)
     assert not np.array_equal(bf16, fp32)  # autocast really ran in bf16

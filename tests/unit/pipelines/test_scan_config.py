@@ -56,7 +56,8 @@ def test_valid_watch_list_with_defaults():
 def test_optional_keys_are_read():
     text = VALID + textwrap.indent(
         "before_threshold: 0.3\nmin_area_m2: 50\n"
-        "mapping: {workers: 2, gpus_per_worker: 0.5, batch_size: 32, chunk: 512, overlap: 16}\n",
+        "mapping: {workers: 2, gpus_per_worker: 0.5, batch_size: 32, chunk: 512, overlap: 16, "
+        "precision: bf16}\n",
         "    ",
     )
     [region] = parse_watchlist(text, "w.yaml").regions
@@ -67,6 +68,7 @@ def test_optional_keys_are_read():
         512,
         16,
     )
+    assert region.mapping.precision == "bf16"
 
 
 def test_stac_imagery_and_event_are_read(tmp_path):
@@ -144,6 +146,7 @@ def test_bad_stac_imagery_names_the_key(imagery, where, problem):
         (VALID + "    before_threshold: 0.7\n", ".before_threshold", "[0.0, 0.5]"),
         (VALID + "    mapping: {workers: 0}\n", ".mapping.workers", ">= 1"),
         (VALID + "    mapping: {gpus: 1}\n", ".mapping", "unknown key(s) 'gpus'"),
+        (VALID + "    mapping: {precision: fp16}\n", ".mapping.precision", "auto, fp32, bf16"),
         ("regions: []\n", "regions", "at least one region"),
         ("regions: {name: x}\n", "regions", "expected list"),
         ("- just a list\n", "top level", "expected a mapping"),
