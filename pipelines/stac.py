@@ -36,6 +36,7 @@ RASTER_SUFFIXES = (".tif", ".tiff", ".zarr")
 # Asset files lsmap writes, by suffix: media type and roles.
 _ASSET_KINDS = {
     ".tif": (pystac.MediaType.COG, ["data"]),
+    ".vrt": ("application/xml", ["data"]),  # GDAL's VRT mosaic of block COGs
     ".zarr": (pystac.MediaType.ZARR, ["data"]),
     ".parquet": (pystac.MediaType.VND_APACHE_PARQUET, ["data", "labels"]),
     ".fgb": (pystac.MediaType.FLATGEOBUF, ["data", "labels"]),
@@ -235,7 +236,7 @@ def write_output_catalog(
     item.set_self_href(storage.join(root, ITEM))
     for name in files:
         media_type, roles = _ASSET_KINDS[os.path.splitext(name.rstrip("/"))[1].lower()]
-        key = name.replace(".", "_")
+        key = name.replace(".", "_").replace("/", "_")
         item.add_asset(key, pystac.Asset(href=f"./{name}", media_type=media_type, roles=roles))
     if any("labels" in (asset.roles or []) for asset in item.assets.values()):
         _describe_labels(item, rgb_item)

@@ -14,9 +14,10 @@ import contextlib
 import json
 import os
 import re
+import shutil
 import tempfile
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, BinaryIO
 from urllib.parse import urlsplit
 
 import fsspec
@@ -29,6 +30,7 @@ S3_RETRIES = {"mode": "standard", "max_attempts": 10}
 # mkstemp creates files readable by their owner only; written files get the usual permissions.
 _UMASK = os.umask(0)
 os.umask(_UMASK)
+_COPY_BUFFER = 16 * 2**20
 
 
 def _scheme(uri: str) -> str:
@@ -193,6 +195,26 @@ def write_bytes(uri: str, data: bytes) -> None:
         with _storage_errors(uri, "write"):
             fs.pipe_file(path, bytes(data))
         return
+    with _atomic_local_file(uri) as f:
+        f.write(data)
+
+
+def upload_file(local_path: str, uri: str) -> None:
+    """Copy the local file ``local_path`` to ``uri`` in pieces, never whole in memory (a COG may
+    be larger than RAM), as atomically as :func:`write_bytes`: on S3 a multipart upload, whose
+    object appears only when complete."""
+    if is_remote(uri):
+        fs, path = filesystem(uri)
+        with _storage_errors(uri, "write"):
+            fs.put_file(local_path, path)
+        return
+    with open(local_path, "rb") as source, _atomic_local_file(uri) as f:
+        shutil.copyfileobj(source, f, length=_COPY_BUFFER)
+
+
+@contextlib.contextmanager
+def _atomic_local_file(uri: str) -> Iterator[BinaryIO]:
+    """A file to write, renamed over ``uri`` once written and synced; removed on failure."""
     path = _local_path(uri)
     with _storage_errors(uri, "write"):
         directory = os.path.dirname(os.path.abspath(path))
@@ -203,7 +225,7 @@ def write_bytes(uri: str, data: bytes) -> None:
         try:
             with os.fdopen(fd, "wb") as f:
                 os.fchmod(f.fileno(), 0o666 & ~_UMASK)
-                f.write(data)
+                yield f
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, path)

@@ -37,7 +37,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--cpus-per-worker", type=int, default=1, help="CPU threads per actor (default 1)"
     )
     parser.add_argument(
-        "--gpus-per-worker", type=float, default=0, help="GPUs per actor; >0 runs on CUDA with bf16"
+        "--gpus-per-worker", type=float, default=0, help="GPUs per actor; >0 runs on CUDA"
+    )
+    parser.add_argument(
+        "--precision",
+        choices=["auto", "fp32", "bf16"],
+        default="auto",
+        help="forward pass in fp32 or bf16 autocast; auto (default): bf16 on GPUs, fp32 on CPUs. "
+        "bf16 is 2-3x faster on CPUs with AMX (Intel Xeon Sapphire Rapids and later), slower on most others",
     )
     parser.add_argument(
         "--batch-size", type=int, default=16, help="tiles per forward pass (default 16)"
@@ -99,7 +106,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="declare the DEM's nodata value when its file does not (e.g. 0 outside the survey)",
     )
     parser.add_argument(
-        "--cog", action="store_true", help="also write probability.tif, a Cloud-Optimized GeoTIFF"
+        "--cog",
+        action="store_true",
+        help="also write probability.tif, a Cloud-Optimized GeoTIFF (over 32768 px a side: one "
+        "COG per block and probability.vrt, their mosaic)",
     )
     parser.add_argument(
         "--polygons",
@@ -134,6 +144,7 @@ def run(args: argparse.Namespace) -> int:
             cpus_per_worker=args.cpus_per_worker,
             gpus_per_worker=args.gpus_per_worker,
             batch_size=args.batch_size,
+            precision=args.precision,
             overlap=args.overlap,
             blend=args.blend,
             chunk=args.chunk,

@@ -42,6 +42,14 @@ def open_probability(layout: output.OutputLayout, decode: bool = False) -> xr.Da
     return dataset[output.VARIABLE]
 
 
+COG_BLOCK = 32768
+"""Largest side of one COG, in pixels. A larger region is exported as one COG per block of this
+size plus a VRT mosaic, so no node stages more than one block (1 GiB of uint8) and the blocks
+are written in parallel, as Ray tasks."""
+# GDAL's data type names, for the VRT mosaic.
+_GDAL_TYPES = {"uint8": "Byte", "float32": "Float32"}
+
+
 def _chunks(array: xr.DataArray, chunk: int) -> Iterator[tuple[int, int, np.ndarray]]:
     height, width = array.shape
     for row in range(0, height, chunk):
@@ -49,17 +57,61 @@ def _chunks(array: xr.DataArray, chunk: int) -> Iterator[tuple[int, int, np.ndar
             yield row, col, array[row : row + chunk, col : col + chunk].values
 
 
-def _upload(local_path: str, uri: str) -> None:
-    with open(local_path, "rb") as f:
-        storage.write_bytes(uri, f.read())
-
-
 def write_cog(
-    layout: output.OutputLayout, grid: Grid, chunk: int, name: str = "probability.tif"
+    layout: output.OutputLayout, grid: Grid, chunk: int, *, block: int = COG_BLOCK
+) -> str | dict[str, str]:
+    """The finished Zarr as a Cloud-Optimized GeoTIFF, ``probability.tif``; returns its URI.
+
+    A region larger than ``block`` on a side becomes ``probability/r<row>_c<col>.tif``, one COG per
+    block (named by its top-left pixel), and ``probability.vrt``, the mosaic GDAL and QGIS open
+    as one raster; returns ``{"mosaic": VRT URI, "r<row>_c<col>": COG URI, ...}``.
+    """
+    if grid.height <= block and grid.width <= block:
+        return _write_cog_block(layout, grid, chunk, 0, 0, layout.file("probability.tif"))
+    import ray
+
+    from pipelines.ray_runtime import init_ray
+
+    init_ray()
+    write_block = ray.remote(num_cpus=1)(_write_cog_block)
+    blocks = [
+        (row, col) for row in range(0, grid.height, block) for col in range(0, grid.width, block)
+    ]
+    pending = [
+        write_block.remote(
+            layout,
+            grid.window(row, col, min(block, grid.height - row), min(block, grid.width - col)),
+            chunk,
+            row,
+            col,
+            layout.file(_block_path(row, col)),
+        )
+        for row, col in blocks
+    ]
+    uris = {
+        _block_name(row, col): uri for (row, col), uri in zip(blocks, ray.get(pending), strict=True)
+    }
+    dtype = str(open_probability(layout).dtype)
+    mosaic = layout.file("probability.vrt")
+    storage.write_text(mosaic, _vrt_mosaic(grid, dtype, block, blocks))
+    return {"mosaic": mosaic, **uris}
+
+
+def _block_name(row: int, col: int) -> str:
+    return f"r{row}_c{col}"
+
+
+def _block_path(row: int, col: int) -> str:
+    return f"probability/{_block_name(row, col)}.tif"
+
+
+def _write_cog_block(
+    layout: output.OutputLayout, grid: Grid, chunk: int, row: int, col: int, uri: str
 ) -> str:
-    """A COG from the finished Zarr: 512 px tiles, overviews averaged (nodata left out), deflate
-    with a predictor, nodata, band description, and statistics of the full-resolution band. uint8
-    probabilities carry GDAL's scale (1/254) and offset, so readers that apply them get [0, 1].
+    """The COG of the part of the store on ``grid``, whose top-left is pixel ``(row, col)``: 512 px
+    tiles, overviews averaged (nodata left out), deflate with a predictor, nodata, band
+    description, and statistics of the full-resolution band. uint8 probabilities carry GDAL's
+    scale (1/254) and offset, so readers that apply them get [0, 1]. Returns ``uri``.
 
     GDAL's COG driver needs a complete dataset, so chunks go into a tiled GeoTIFF first.
     """
@@ -67,9 +119,8 @@ def write_cog(
     import rasterio.shutil
     import rasterio.windows
 
-    probability = open_probability(layout)
+    probability = open_probability(layout)[row : row + grid.height, col : col + grid.width]
     dtype = str(probability.dtype)
-    nodata = output.NODATA_UINT8 if dtype == "uint8" else float("nan")
     profile = {
         "driver": "GTiff",
         "height": grid.height,
@@ -78,7 +129,7 @@ def write_cog(
         "dtype": dtype,
         "crs": grid.crs,
         "transform": grid.transform,
-        "nodata": nodata,
+        "nodata": _nodata(dtype),
         "tiled": True,
         "blockxsize": 512,
         "blockysize": 512,
@@ -86,14 +137,16 @@ def write_cog(
         "BIGTIFF": "IF_SAFER",
     }
     with tempfile.TemporaryDirectory() as tmp:
-        staging, final = os.path.join(tmp, "staging.tif"), os.path.join(tmp, name)
+        staging, final = os.path.join(tmp, "staging.tif"), os.path.join(tmp, "cog.tif")
         with rasterio.open(staging, "w", **profile) as dst:
             dst.set_band_description(1, BAND_DESCRIPTION)
             if dtype == "uint8":
                 dst.scales, dst.offsets = (1 / output.UINT8_SCALE,), (0.0,)
-            for row, col, block in _chunks(probability, chunk):
-                window = rasterio.windows.Window(col, row, block.shape[1], block.shape[0])
-                dst.write(block, 1, window=window)
+            for chunk_row, chunk_col, values in _chunks(probability, chunk):
+                window = rasterio.windows.Window(
+                    chunk_col, chunk_row, values.shape[1], values.shape[0]
+                )
+                dst.write(values, 1, window=window)
             # Exact statistics, stored in the file (STATISTICS_* tags) rather than a sidecar.
             dst.update_stats(approx=False)
         rasterio.shutil.copy(
@@ -106,9 +159,40 @@ def write_cog(
             OVERVIEW_RESAMPLING="AVERAGE",
             BIGTIFF="IF_SAFER",
         )
-        uri = layout.file(name)
-        _upload(final, uri)
+        storage.upload_file(final, uri)
     return uri
+
+
+def _nodata(dtype: str) -> float:
+    return output.NODATA_UINT8 if dtype == "uint8" else float("nan")
+
+
+def _vrt_mosaic(grid: Grid, dtype: str, block: int, blocks: list[tuple[int, int]]) -> str:
+    """GDAL VRT XML placing the block COGs (top-left pixels ``blocks``; paths relative to the VRT,
+    so the folder can move or live on S3) on ``grid``, with their nodata, scale and description."""
+    from xml.etree import ElementTree as ET
+
+    dataset = ET.Element("VRTDataset", rasterXSize=str(grid.width), rasterYSize=str(grid.height))
+    ET.SubElement(dataset, "SRS", dataAxisToSRSAxisMapping="1,2").text = grid.crs.to_wkt()
+    ET.SubElement(dataset, "GeoTransform").text = ", ".join(
+        repr(value) for value in grid.transform.to_gdal()
+    )
+    band = ET.SubElement(dataset, "VRTRasterBand", dataType=_GDAL_TYPES[dtype], band="1")
+    ET.SubElement(band, "Description").text = BAND_DESCRIPTION
+    ET.SubElement(band, "NoDataValue").text = str(_nodata(dtype))
+    if dtype == "uint8":
+        ET.SubElement(band, "Offset").text = "0"
+        ET.SubElement(band, "Scale").text = repr(1 / output.UINT8_SCALE)
+    for row, col in blocks:
+        height, width = min(block, grid.height - row), min(block, grid.width - col)
+        source = ET.SubElement(band, "SimpleSource")
+        ET.SubElement(source, "SourceFilename", relativeToVRT="1").text = _block_path(row, col)
+        ET.SubElement(source, "SourceBand").text = "1"
+        size = {"xSize": str(width), "ySize": str(height)}
+        ET.SubElement(source, "SrcRect", xOff="0", yOff="0", **size)
+        ET.SubElement(source, "DstRect", xOff=str(col), yOff=str(row), **size)
+    ET.indent(dataset)
+    return ET.tostring(dataset, encoding="unicode") + "\n"
 
 
 def write_polygons(
@@ -211,5 +295,5 @@ def write_quicklook(
         path = os.path.join(tmp, name)
         Image.fromarray((rgba * 255).astype(np.uint8), mode="RGBA").save(path)
         uri = layout.file(name)
-        _upload(path, uri)
+        storage.upload_file(path, uri)
     return uri

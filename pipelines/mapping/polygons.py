@@ -234,8 +234,7 @@ def write_landslides(
                     driver="FlatGeobuf" if kind == "flatgeobuf" else "GeoJSON",
                     geometry_type="Polygon" if frame.empty else None,
                 )
-            with open(path, "rb") as f:
-                storage.write_bytes(base + suffix, f.read())
+            storage.upload_file(path, base + suffix)
             uris[kind] = base + suffix
     return uris
 

@@ -12,6 +12,7 @@ from pipelines.mapping.output import OutputLayout, has_store
 
 # Polygon formats, best first: GeoParquet is the canonical file, GeoJSON is for reports.
 POLYGON_SUFFIXES = (".parquet", ".geoparquet", ".fgb", ".geojson")
+COG_SUFFIXES = (".vrt", ".tif", ".tiff")
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,10 @@ def load_outputs(out: str) -> MapOutputs:
     zarr = next((uri for uri in files if uri.rstrip("/").endswith(".zarr")), layout.zarr)
     if not has_store(zarr):
         raise InputError(f"{name}: the probability store {storage.redact(zarr)} is missing")
-    cog = next((uri for uri in files if uri.lower().endswith((".tif", ".tiff"))), None)
+    # A region exported as block COGs has one raster to serve: their VRT mosaic.
+    cog = next(
+        (uri for suffix in COG_SUFFIXES for uri in files if uri.lower().endswith(suffix)), None
+    )
     polygons = next(
         (uri for suffix in POLYGON_SUFFIXES for uri in files if uri.lower().endswith(suffix)),
         None,

@@ -59,9 +59,19 @@ def local_mosaics(tmp_path_factory):
 
 
 def upload(local: str, uri: str) -> str:
-    with open(local, "rb") as f:
-        storage.write_bytes(uri, f.read())
+    storage.upload_file(local, uri)
     return uri
+
+
+def test_a_file_larger_than_a_multipart_part_uploads_whole(s3_bucket, tmp_path):
+    """COGs of large regions go up as multipart uploads (s3fs: from 100 MiB, in 50 MiB parts)."""
+    local = tmp_path / "large.bin"
+    content = np.random.default_rng(0).bytes(100 * 2**20 + 1)
+    local.write_bytes(content)
+    uri = upload(str(local), f"s3://{s3_bucket}/out/large.bin")
+    fs, path = storage.filesystem(uri)
+    assert fs.info(path)["ETag"].strip('"').endswith("-3")  # S3's mark of a 3-part upload
+    assert storage.read_bytes(uri) == content
 
 
 def test_storage_round_trip_and_fresh_listings(s3_bucket):

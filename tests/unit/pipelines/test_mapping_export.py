@@ -9,40 +9,16 @@ import numpy as np
 import pytest
 import rasterio
 import xarray as xr
-from affine import Affine
+from probability_stores import CHUNK, GRID, write_probability_store
 from rio_cogeo.cogeo import cog_validate
 
 from pipelines.mapping.export import write_cog
-from pipelines.mapping.output import (
-    NODATA_UINT8,
-    OutputLayout,
-    create_store,
-    encode,
-    gdal_path,
-    open_array,
-)
-from pipelines.raster import Grid
-
-# Over 512 px on both sides, so the COG has a tile grid and an overview level.
-GRID = Grid("EPSG:32648", Affine(2, 0, 530_000, 0, -2, 3_021_000), 700, 600)
-CHUNK = 256
-
-
-def _store(path, dtype: str) -> tuple[OutputLayout, np.ndarray]:
-    """A finished probability store: a smooth field, nodata on the first 10 rows."""
-    layout = OutputLayout(str(path))
-    create_store(layout, GRID, CHUNK, dtype, {"test": dtype})
-    rows, cols = np.mgrid[0 : GRID.height, 0 : GRID.width]
-    probability = ((np.sin(rows / 40) * np.cos(cols / 30) + 1) / 2).astype(np.float32)
-    valid = rows >= 10
-    stored = encode(probability, valid, dtype)
-    open_array(layout)[:] = stored
-    return layout, stored
+from pipelines.mapping.output import NODATA_UINT8, gdal_path
 
 
 @pytest.mark.parametrize("dtype", ["uint8", "float32"])
 def test_probability_cog_is_valid_and_self_describing(tmp_path, dtype):
-    layout, stored = _store(tmp_path / "map", dtype)
+    layout, stored = write_probability_store(str(tmp_path / "map"), dtype)
     uri = write_cog(layout, GRID, CHUNK)
 
     valid, errors, warnings = cog_validate(uri)
@@ -74,7 +50,7 @@ def test_probability_cog_is_valid_and_self_describing(tmp_path, dtype):
 
 
 def test_probability_zarr_has_cf_georeferencing_matching_the_cog(tmp_path):
-    layout, _ = _store(tmp_path / "map", "uint8")
+    layout, _ = write_probability_store(str(tmp_path / "map"), "uint8")
     cog = write_cog(layout, GRID, CHUNK)
     dataset = xr.open_zarr(layout.zarr, consolidated=False, decode_coords="all")
     probability = dataset["probability"]
@@ -96,7 +72,7 @@ def test_probability_zarr_has_cf_georeferencing_matching_the_cog(tmp_path):
 
 @pytest.mark.parametrize("dtype", ["uint8", "float32"])
 def test_gdal_reads_the_probability_zarr_as_the_cog_and_xarray_see_it(tmp_path, dtype):
-    layout, stored = _store(tmp_path / "map", dtype)
+    layout, stored = write_probability_store(str(tmp_path / "map"), dtype)
     cog = write_cog(layout, GRID, CHUNK)
     with rasterio.open(gdal_path(layout.zarr)) as zarr_src, rasterio.open(cog) as cog_src:
         assert zarr_src.driver == "Zarr"

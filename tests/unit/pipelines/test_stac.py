@@ -127,6 +127,7 @@ def test_output_catalog_describes_the_outputs(tmp_path):
     write_manifest(layout, manifest)
     files = ["probability.zarr", "probability.tif", "polygons.parquet", "polygons.fgb"]
     files += ["manifest.json", "quicklook.png"]
+    files += ["probability.vrt", "probability/r0_c0.tif"]  # as a region exported in blocks
     catalog_uri = stac.write_output_catalog(
         str(out), stac.run_id(run), manifest, files, sources={"rgb": rgb_item, "dem": None}
     )
@@ -140,12 +141,16 @@ def test_output_catalog_describes_the_outputs(tmp_path):
     assert media == {
         "probability_zarr": ("application/vnd+zarr", ["data"]),
         "probability_tif": (pystac.MediaType.COG, ["data"]),
+        "probability_vrt": ("application/xml", ["data"]),
+        "probability_r0_c0_tif": (pystac.MediaType.COG, ["data"]),
         "polygons_parquet": ("application/vnd.apache.parquet", ["data", "labels"]),
         "polygons_fgb": ("application/vnd.flatgeobuf", ["data", "labels"]),
         "manifest_json": (pystac.MediaType.JSON, ["metadata"]),
         "quicklook_png": (pystac.MediaType.PNG, ["overview"]),
     }
     assert item.assets["probability_tif"].get_absolute_href() == str(out / "probability.tif")
+    block = item.assets["probability_r0_c0_tif"].get_absolute_href()
+    assert block == str(out / "probability" / "r0_c0.tif")
     # The footprint is the mapped grid, in longitude/latitude (UTM 48N lies at 102-108 E).
     left, bottom, right, top = item.bbox
     assert 102 < left < right < 108 and 27 < bottom < top < 28

@@ -62,6 +62,18 @@ def test_failed_write_keeps_old_content_and_leaves_no_temporary(tmp_path):
     assert os.listdir(tmp_path) == ["manifest.json"]
 
 
+def test_upload_file_copies_whole_and_replaces_atomically(tmp_path):
+    source = tmp_path / "staging.tif"
+    source.write_bytes(b"x" * (40 * 2**20 + 7))  # more than one copy buffer
+    target = tmp_path / "out" / "probability.tif"
+    storage.write_bytes(str(target), b"old")
+    with open(target, "rb") as reader:
+        storage.upload_file(str(source), str(target))
+        assert reader.read() == b"old"
+    assert target.read_bytes() == source.read_bytes()
+    assert os.listdir(target.parent) == ["probability.tif"]
+
+
 def test_missing_file_is_a_storage_error_naming_it(tmp_path):
     missing = tmp_path / "nope.json"
     with pytest.raises(StorageError, match=f"{missing}: cannot read: not found"):
@@ -112,7 +124,9 @@ def test_configure_gdal_derives_s3_settings_from_the_aws_endpoint(monkeypatch):
         "AWS_VIRTUAL_HOSTING",
         "GDAL_DISABLE_READDIR_ON_OPEN",
     ):
-        monkeypatch.delenv(key, raising=False)
+        # setenv first, so that the test's end removes what configure_gdal sets.
+        monkeypatch.setenv(key, "")
+        monkeypatch.delenv(key)
     monkeypatch.delenv("AWS_ENDPOINT_URL_S3", raising=False)
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9000")
     monkeypatch.setenv("GDAL_HTTP_MAX_RETRY", "9")
