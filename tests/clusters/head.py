@@ -41,8 +41,11 @@ def _free_ports(count: int) -> list[int]:
 
 
 @contextlib.contextmanager
-def ray_head(cwd: Path | None = None, env: dict[str, str] | None = None) -> Iterator[Head]:
-    """A 2-CPU head (dashboard and job server on 127.0.0.1), up once its job server answers.
+def ray_head(
+    cwd: Path | None = None, env: dict[str, str] | None = None, num_cpus: int = 2
+) -> Iterator[Head]:
+    """A head of ``num_cpus`` logical CPUs (dashboard and job server on 127.0.0.1), up once its
+    job server answers.
 
     Its workers inherit ``env`` (default: this process's) and start in ``cwd``, as a node's
     workers inherit the environment and directory of whoever ran ``ray start``.
@@ -70,7 +73,7 @@ def ray_head(cwd: Path | None = None, env: dict[str, str] | None = None) -> Iter
         f"--dashboard-agent-grpc-port={agent_grpc}",
         f"--runtime-env-agent-port={runtime_env}",
         f"--metrics-export-port={metrics}",
-        "--num-cpus=2",
+        f"--num-cpus={num_cpus}",
         "--num-gpus=0",
         f"--temp-dir={temp_dir}",
         "--disable-usage-stats",
