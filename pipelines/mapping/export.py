@@ -1,13 +1,18 @@
 """Exports built from a finished probability store, chunk by chunk (memory stays bounded):
-a Cloud-Optimized GeoTIFF, landslide polygons and a quicklook PNG."""
+a Cloud-Optimized GeoTIFF, landslide polygons and a quicklook PNG.
+
+A region larger than one block (:data:`EXPORT_BLOCK`) is read by parallel Ray tasks, one per
+block, so no export is a single-node pass over a country-sized store; each export's result is
+assembled in block order and does not depend on how many blocks there were.
+"""
 
 from __future__ import annotations
 
 import datetime
 import os
 import tempfile
-from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 import xarray as xr
@@ -42,12 +47,39 @@ def open_probability(layout: output.OutputLayout, decode: bool = False) -> xr.Da
     return dataset[output.VARIABLE]
 
 
-COG_BLOCK = 32768
-"""Largest side of one COG, in pixels. A larger region is exported as one COG per block of this
-size plus a VRT mosaic, so no node stages more than one block (1 GiB of uint8) and the blocks
-are written in parallel, as Ray tasks."""
+EXPORT_BLOCK = 32768
+"""Largest side of an export block, in pixels (rounded down to whole chunks). A larger region
+is exported by one Ray task per block, and its COG is one COG per block plus a VRT mosaic, so no
+node stages more than one block (1 GiB of uint8)."""
+T = TypeVar("T")
 # GDAL's data type names, for the VRT mosaic.
 _GDAL_TYPES = {"uint8": "Byte", "float32": "Float32"}
+
+
+def export_blocks(grid: Grid, chunk: int, block: int = EXPORT_BLOCK) -> list[tuple[int, int, Grid]]:
+    """The blocks an export of ``grid`` works in, row by row: ``(row, col, block grid)``, whole
+    chunks of ``chunk`` px, at most ``block`` px a side (at least one chunk)."""
+    side = max(chunk, block // chunk * chunk)
+    return [
+        (row, col, grid.window(row, col, min(side, grid.height - row), min(side, grid.width - col)))
+        for row in range(0, grid.height, side)
+        for col in range(0, grid.width, side)
+    ]
+
+
+def _for_each_block(task: Callable[..., T], blocks: list[tuple[int, int, Grid]], *args) -> list[T]:
+    """``task(block grid, row, col, *args)`` for each block, results in block order: in this
+    process for a single block, else as parallel Ray tasks across the cluster."""
+    if len(blocks) == 1:
+        row, col, block_grid = blocks[0]
+        return [task(block_grid, row, col, *args)]
+    import ray
+
+    from pipelines.ray_runtime import init_ray
+
+    init_ray()
+    remote = ray.remote(num_cpus=1)(task)
+    return ray.get([remote.remote(block_grid, row, col, *args) for row, col, block_grid in blocks])
 
 
 def _chunks(array: xr.DataArray, chunk: int) -> Iterator[tuple[int, int, np.ndarray]]:
@@ -58,43 +90,24 @@ def _chunks(array: xr.DataArray, chunk: int) -> Iterator[tuple[int, int, np.ndar
 
 
 def write_cog(
-    layout: output.OutputLayout, grid: Grid, chunk: int, *, block: int = COG_BLOCK
+    layout: output.OutputLayout, grid: Grid, chunk: int, *, block: int = EXPORT_BLOCK
 ) -> str | dict[str, str]:
     """The finished Zarr as a Cloud-Optimized GeoTIFF, ``probability.tif``; returns its URI.
 
-    A region larger than ``block`` on a side becomes ``probability/r<row>_c<col>.tif``, one COG per
-    block (named by its top-left pixel), and ``probability.vrt``, the mosaic GDAL and QGIS open
-    as one raster; returns ``{"mosaic": VRT URI, "r<row>_c<col>": COG URI, ...}``.
+    A region of several blocks (see :func:`export_blocks`) becomes
+    ``probability/r<row>_c<col>.tif``, one COG per block (named by its top-left pixel), and
+    ``probability.vrt``, the mosaic GDAL and QGIS open as one raster; returns
+    ``{"mosaic": VRT URI, "r<row>_c<col>": COG URI, ...}``.
     """
-    if grid.height <= block and grid.width <= block:
-        return _write_cog_block(layout, grid, chunk, 0, 0, layout.file("probability.tif"))
-    import ray
-
-    from pipelines.ray_runtime import init_ray
-
-    init_ray()
-    write_block = ray.remote(num_cpus=1)(_write_cog_block)
-    blocks = [
-        (row, col) for row in range(0, grid.height, block) for col in range(0, grid.width, block)
-    ]
-    pending = [
-        write_block.remote(
-            layout,
-            grid.window(row, col, min(block, grid.height - row), min(block, grid.width - col)),
-            chunk,
-            row,
-            col,
-            layout.file(_block_path(row, col)),
-        )
-        for row, col in blocks
-    ]
-    uris = {
-        _block_name(row, col): uri for (row, col), uri in zip(blocks, ray.get(pending), strict=True)
-    }
+    blocks = export_blocks(grid, chunk, block)
+    uris = _for_each_block(_write_cog_block, blocks, layout, chunk, len(blocks) == 1)
+    if len(blocks) == 1:
+        return uris[0]
     dtype = str(open_probability(layout).dtype)
     mosaic = layout.file("probability.vrt")
-    storage.write_text(mosaic, _vrt_mosaic(grid, dtype, block, blocks))
-    return {"mosaic": mosaic, **uris}
+    storage.write_text(mosaic, _vrt_mosaic(grid, dtype, blocks))
+    names = [_block_name(row, col) for row, col, _ in blocks]
+    return {"mosaic": mosaic, **dict(zip(names, uris, strict=True))}
 
 
 def _block_name(row: int, col: int) -> str:
@@ -106,12 +119,13 @@ def _block_path(row: int, col: int) -> str:
 
 
 def _write_cog_block(
-    layout: output.OutputLayout, grid: Grid, chunk: int, row: int, col: int, uri: str
+    grid: Grid, row: int, col: int, layout: output.OutputLayout, chunk: int, whole: bool
 ) -> str:
-    """The COG of the part of the store on ``grid``, whose top-left is pixel ``(row, col)``: 512 px
-    tiles, overviews averaged (nodata left out), deflate with a predictor, nodata, band
-    description, and statistics of the full-resolution band. uint8 probabilities carry GDAL's
-    scale (1/254) and offset, so readers that apply them get [0, 1]. Returns ``uri``.
+    """The COG of the part of the store on ``grid``, whose top-left is pixel ``(row, col)``:
+    ``probability.tif`` for the ``whole`` region, else the block's file. 512 px tiles, overviews
+    averaged (nodata left out), deflate with a predictor, nodata, band description, and
+    statistics of the full-resolution band. uint8 probabilities carry GDAL's scale (1/254) and
+    offset, so readers that apply them get [0, 1]. Returns its URI.
 
     GDAL's COG driver needs a complete dataset, so chunks go into a tiled GeoTIFF first.
     """
@@ -159,6 +173,7 @@ def _write_cog_block(
             OVERVIEW_RESAMPLING="AVERAGE",
             BIGTIFF="IF_SAFER",
         )
+        uri = layout.file("probability.tif" if whole else _block_path(row, col))
         storage.upload_file(final, uri)
     return uri
 
@@ -167,9 +182,9 @@ def _nodata(dtype: str) -> float:
     return output.NODATA_UINT8 if dtype == "uint8" else float("nan")
 
 
-def _vrt_mosaic(grid: Grid, dtype: str, block: int, blocks: list[tuple[int, int]]) -> str:
-    """GDAL VRT XML placing the block COGs (top-left pixels ``blocks``; paths relative to the VRT,
-    so the folder can move or live on S3) on ``grid``, with their nodata, scale and description."""
+def _vrt_mosaic(grid: Grid, dtype: str, blocks: list[tuple[int, int, Grid]]) -> str:
+    """GDAL VRT XML placing the block COGs (paths relative to the VRT, so the folder can move or
+    live on S3) on ``grid``, with their nodata, scale and description."""
     from xml.etree import ElementTree as ET
 
     dataset = ET.Element("VRTDataset", rasterXSize=str(grid.width), rasterYSize=str(grid.height))
@@ -183,8 +198,8 @@ def _vrt_mosaic(grid: Grid, dtype: str, block: int, blocks: list[tuple[int, int]
     if dtype == "uint8":
         ET.SubElement(band, "Offset").text = "0"
         ET.SubElement(band, "Scale").text = repr(1 / output.UINT8_SCALE)
-    for row, col in blocks:
-        height, width = min(block, grid.height - row), min(block, grid.width - col)
+    for row, col, block_grid in blocks:
+        height, width = block_grid.shape
         source = ET.SubElement(band, "SimpleSource")
         ET.SubElement(source, "SourceFilename", relativeToVRT="1").text = _block_path(row, col)
         ET.SubElement(source, "SourceBand").text = "1"
@@ -202,20 +217,38 @@ def write_polygons(
     threshold: float,
     name: str = "polygons",
     rgb_item: pystac.Item | None = None,
+    *,
+    block: int = EXPORT_BLOCK,
 ) -> dict[str, str]:
     """Landslide polygons (probability >= threshold), merged across chunk borders, with the
     columns of :data:`pipelines.mapping.polygons.SCHEMA`, as ``<name>.parquet``, ``.fgb`` and
     ``.geojson`` in the output CRS; returns format -> URI. ``rgb_item`` is the RGB input's STAC
     Item, when it was one (it describes the source image better than its file name)."""
-    probability = open_probability(layout, decode=True)
-    pieces: list[dict] = []
-    for row, col, block in _chunks(probability, chunk):
-        mask = np.nan_to_num(block, nan=0.0) >= threshold
-        pieces += chunk_pieces(mask, block, grid.window(row, col, *block.shape))
+    blocks = export_blocks(grid, chunk, block)
+    per_block = _for_each_block(_block_pieces, blocks, layout, chunk, threshold)
+    # Chunk by chunk, row by row over the whole region, as one pass would see them: the merge
+    # gets the same input however many blocks there were.
+    per_chunk = sorted((key for block in per_block for key in block), key=lambda item: item[0])
+    pieces = [piece for _, chunk_pieces_ in per_chunk for piece in chunk_pieces_]
     frame = landslide_frame(
         landslide_features(pieces, grid), grid, map_provenance(layout, rgb_item)
     )
     return write_landslides(layout.file(name), frame)
+
+
+def _block_pieces(
+    grid: Grid, row: int, col: int, layout: output.OutputLayout, chunk: int, threshold: float
+) -> list[tuple[tuple[int, int], list[dict]]]:
+    """The landslide pieces of each chunk of the block on ``grid`` at ``(row, col)``, with the
+    chunk's top-left pixel in the region."""
+    probability = open_probability(layout, decode=True)
+    probability = probability[row : row + grid.height, col : col + grid.width]
+    per_chunk = []
+    for chunk_row, chunk_col, values in _chunks(probability, chunk):
+        mask = np.nan_to_num(values, nan=0.0) >= threshold
+        window = grid.window(chunk_row, chunk_col, *values.shape)
+        per_chunk.append(((row + chunk_row, col + chunk_col), chunk_pieces(mask, values, window)))
+    return per_chunk
 
 
 def map_provenance(
@@ -260,32 +293,26 @@ def write_quicklook(
     rgb: str,
     max_size: int = 1024,
     name: str = "quicklook.png",
+    *,
+    block: int = EXPORT_BLOCK,
 ) -> str:
     """A PNG of the whole region: probability (inferno, transparent below 0.25, more opaque where
     higher) over the RGB in grey, from a decimated read made chunk by chunk (memory stays bounded)."""
     from matplotlib import colormaps
     from PIL import Image
 
-    from pipelines.raster import open_mosaic, read_window
-
     step = max(1, -(-max(grid.height, grid.width) // max_size))
-    probability = open_probability(layout, decode=True)
-    image = open_mosaic(rgb, chunks=None)
     shape = (-(-grid.height // step), -(-grid.width // step))
     small_probability = np.full(shape, np.nan, dtype=np.float32)
     grey = np.zeros(shape, dtype=np.float32)
-    for row, col, block in _chunks(probability, chunk):
-        first_row, first_col = -row % step, -col % step  # pixels on the global decimation lattice
-        picked = block[first_row::step, first_col::step]
-        at = np.s_[(row + first_row) // step :, (col + first_col) // step :]
-        target = small_probability[at][: picked.shape[0], : picked.shape[1]]
-        target[...] = picked
-        window = grid.window(row, col, *block.shape)
-        try:
-            colours = read_window(image, window)[:3, first_row::step, first_col::step]
-        except Exception:  # a tolerated unreadable part of the RGB: no backdrop there
-            continue
-        grey[at][: picked.shape[0], : picked.shape[1]] = np.nan_to_num(colours.mean(axis=0)) / 255
+    blocks = export_blocks(grid, chunk, block)
+    parts = _for_each_block(_block_quicklook, blocks, layout, chunk, step, rgb)
+    for (row, col, _), (block_probability, block_grey) in zip(blocks, parts, strict=True):
+        at = np.s_[
+            -(-row // step) : -(-row // step) + block_probability.shape[0],
+            -(-col // step) : -(-col // step) + block_probability.shape[1],
+        ]
+        small_probability[at], grey[at] = block_probability, block_grey
     heat = colormaps["inferno"](np.nan_to_num(small_probability))[..., :3]
     # Low probabilities stay transparent so the landscape shows; likely landslides glow.
     alpha = np.clip((np.nan_to_num(small_probability) - 0.25) / 0.5, 0.0, 0.85)[..., None]
@@ -297,3 +324,36 @@ def write_quicklook(
         uri = layout.file(name)
         storage.upload_file(path, uri)
     return uri
+
+
+def _block_quicklook(
+    grid: Grid, row: int, col: int, layout: output.OutputLayout, chunk: int, step: int, rgb: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """The pixels of the block on ``grid`` at ``(row, col)`` that lie on the quicklook's lattice
+    (every ``step``-th pixel of the region): probability (NaN: nodata) and the RGB in grey
+    (0 where the RGB could not be read)."""
+    from pipelines.raster import open_mosaic, read_window
+
+    probability = open_probability(layout, decode=True)
+    probability = probability[row : row + grid.height, col : col + grid.width]
+    image = open_mosaic(rgb, chunks=None)
+    first_row, first_col = -row % step, -col % step  # the block's first lattice pixel
+    shape = (-(-(grid.height - first_row) // step), -(-(grid.width - first_col) // step))
+    small_probability = np.full(shape, np.nan, dtype=np.float32)
+    grey = np.zeros(shape, dtype=np.float32)
+    for chunk_row, chunk_col, values in _chunks(probability, chunk):
+        # The chunk's first lattice pixel, and where it goes in the block's lattice.
+        skip_rows, skip_cols = -(row + chunk_row) % step, -(col + chunk_col) % step
+        picked = values[skip_rows::step, skip_cols::step]
+        at = np.s_[
+            (chunk_row + skip_rows - first_row) // step :,
+            (chunk_col + skip_cols - first_col) // step :,
+        ]
+        small_probability[at][: picked.shape[0], : picked.shape[1]] = picked
+        window = grid.window(chunk_row, chunk_col, *values.shape)
+        try:
+            colours = read_window(image, window)[:3, skip_rows::step, skip_cols::step]
+        except Exception:  # a tolerated unreadable part of the RGB: no backdrop there
+            continue
+        grey[at][: picked.shape[0], : picked.shape[1]] = np.nan_to_num(colours.mean(axis=0)) / 255
+    return small_probability, grey

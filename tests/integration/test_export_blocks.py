@@ -1,5 +1,6 @@
-"""A region larger than one COG block exports as block COGs plus a VRT mosaic that GIS tools open
-as one raster, locally and on S3, with the same values as the store."""
+"""A region of several export blocks is exported by one Ray task per block: its COG becomes block
+COGs plus a VRT mosaic that GIS tools open as one raster, locally and on S3, with the store's
+values; its polygons and quicklook are the bytes one pass over the region makes."""
 
 from __future__ import annotations
 
@@ -10,8 +11,18 @@ from probability_stores import CHUNK, GRID, write_probability_store
 from rio_cogeo.cogeo import cog_validate
 
 from pipelines import storage
-from pipelines.mapping.export import write_cog
-from pipelines.mapping.output import NODATA_UINT8
+from pipelines.bundles import load_bundle
+from pipelines.mapping import map_region
+from pipelines.mapping.export import (
+    export_blocks,
+    open_probability,
+    write_cog,
+    write_polygons,
+    write_quicklook,
+)
+from pipelines.mapping.output import NODATA_UINT8, OutputLayout
+from pipelines.raster import Grid
+from pipelines.synthetic.writers import write_region
 
 pytestmark = pytest.mark.usefixtures("ray_cluster")
 
@@ -59,3 +70,23 @@ def test_blocks_and_mosaic_hold_the_stored_values(tmp_path, s3_bucket, where, dt
         if where == "local":
             valid, errors, _ = cog_validate(uri)
             assert valid and errors == [], (name, errors)
+
+
+def test_polygons_and_quicklook_made_in_blocks_are_those_of_one_pass(trained_bundle, tmp_path):
+    region = write_region(tmp_path / "region", size=256, seed=11)
+    out = str(tmp_path / "map")
+    map_region(trained_bundle, str(region.rgb), str(region.dem), out, chunk=64, progress=False)
+    layout = OutputLayout(out)
+    grid = Grid.from_dataarray(open_probability(layout))
+    threshold = load_bundle(trained_bundle).threshold
+    assert len(export_blocks(grid, 64, block=128)) == 4 and len(export_blocks(grid, 64)) == 1
+
+    one_pass = write_polygons(layout, grid, 64, threshold, name="one")
+    in_blocks = write_polygons(layout, grid, 64, threshold, name="blocks", block=128)
+    assert storage.read_bytes(one_pass["geojson"]).count(b'"Feature"') >= 2
+    for kind, uri in one_pass.items():
+        assert storage.read_bytes(in_blocks[kind]) == storage.read_bytes(uri), kind
+    # A lattice of every 3rd pixel, which the 128 px blocks do not start on.
+    one_look = write_quicklook(layout, grid, 64, str(region.rgb), max_size=100, name="one.png")
+    look = write_quicklook(layout, grid, 64, str(region.rgb), 100, "blocks.png", block=128)
+    assert storage.read_bytes(look) == storage.read_bytes(one_look)
