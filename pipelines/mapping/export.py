@@ -32,6 +32,13 @@ if TYPE_CHECKING:
     import pystac
 
 BAND_DESCRIPTION = "landslide probability"
+EXPORT_BLOCK = 32768
+"""Largest side of an export block, in pixels (rounded down to whole chunks). A larger region
+is exported by one Ray task per block, and its COG is one COG per block plus a VRT mosaic, so no
+node stages more than one block (1 GiB of uint8)."""
+T = TypeVar("T")
+# GDAL's data type names, for the VRT mosaic.
+_GDAL_TYPES = {"uint8": "Byte", "float32": "Float32"}
 
 
 def open_probability(layout: output.OutputLayout, decode: bool = False) -> xr.DataArray:
@@ -45,15 +52,6 @@ def open_probability(layout: output.OutputLayout, decode: bool = False) -> xr.Da
         decode_coords="all",
     )
     return dataset[output.VARIABLE]
-
-
-EXPORT_BLOCK = 32768
-"""Largest side of an export block, in pixels (rounded down to whole chunks). A larger region
-is exported by one Ray task per block, and its COG is one COG per block plus a VRT mosaic, so no
-node stages more than one block (1 GiB of uint8)."""
-T = TypeVar("T")
-# GDAL's data type names, for the VRT mosaic.
-_GDAL_TYPES = {"uint8": "Byte", "float32": "Float32"}
 
 
 def export_blocks(grid: Grid, chunk: int, block: int = EXPORT_BLOCK) -> list[tuple[int, int, Grid]]:
