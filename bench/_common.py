@@ -1,4 +1,5 @@
-"""Shared by the benchmark scripts: peak memory of a process tree, and BENCHMARKS.md records."""
+"""Shared by the benchmark scripts: random-weight bundles, peak memory of a process tree, and
+BENCHMARKS.md records."""
 
 from __future__ import annotations
 
@@ -19,6 +20,28 @@ ROOT = Path(__file__).resolve().parents[1]
 BENCHMARKS = ROOT / "BENCHMARKS.md"
 # One-minute load average when the script started: the cores may be shared, and the record says so.
 LOAD_AT_START = os.getloadavg()[0]
+
+
+def random_bundle(path: Path, arch: str, base_width: int, tile: int, depth: int = 4) -> str:
+    """Save a random-weight bundle (RGB + elevation, seed 0) under ``path``; returns its URI.
+    Speed and memory do not depend on the weights."""
+    import torch
+
+    from lsmodel.bundle import ModelBundle
+    from lsmodel.models import build_model
+    from pipelines.bundles import save_bundle
+
+    torch.manual_seed(0)
+    model = build_model(arch, base_width=base_width, depth=depth, dropout=0.0)
+    bundle = ModelBundle.from_model(
+        model,
+        bands=["red", "green", "blue", "elevation"],
+        tile_size=tile,
+        resolution_m=1.0,
+        norm_mean=[110.0, 110.0, 100.0, 1500.0],
+        norm_std=[40.0, 40.0, 40.0, 300.0],
+    )
+    return save_bundle(bundle, str(path))
 
 
 def tree_memory(pid: int) -> int:

@@ -24,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import ROOT, record, run_measured
+from _common import ROOT, random_bundle, record, run_measured
 
 
 def floor_seconds(
@@ -82,11 +82,7 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    import torch
-
-    from lsmodel.bundle import ModelBundle
-    from lsmodel.models import build_model
-    from pipelines.bundles import save_bundle
+    from pipelines.bundles import load_bundle
     from pipelines.mapping.plan import MapPlan, TileLayout
     from pipelines.raster import Grid, open_mosaic
     from pipelines.synthetic.writers import write_region
@@ -98,17 +94,8 @@ def main() -> None:
         work = Path(tmp)
         region = work / "region"
         write_region(region, size=args.size, seed=1)
-        torch.manual_seed(0)
-        model = build_model(args.arch, base_width=args.base_width, dropout=0.0)
-        bundle = ModelBundle.from_model(
-            model,
-            bands=["red", "green", "blue", "elevation"],
-            tile_size=args.tile,
-            resolution_m=1.0,
-            norm_mean=[110.0, 110.0, 100.0, 1500.0],
-            norm_std=[40.0, 40.0, 40.0, 300.0],
-        )
-        model_uri = save_bundle(bundle, str(work / "model"))
+        model_uri = random_bundle(work / "model", args.arch, args.base_width, args.tile)
+        bundle = load_bundle(model_uri)
         grid = Grid.from_dataarray(open_mosaic(str(region / "rgb.tif")))
         pixels = grid.height * grid.width
 

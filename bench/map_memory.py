@@ -15,7 +15,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from _common import ROOT, record, run_measured
+from _common import ROOT, random_bundle, record, run_measured
 
 OVERLAP = 32  # lsmap's default for the 64 px model below: half a tile
 
@@ -36,26 +36,11 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    import torch
-
-    from lsmodel.bundle import ModelBundle
-    from lsmodel.models import build_model
-    from pipelines.bundles import save_bundle
     from pipelines.synthetic.writers import write_region
 
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        torch.manual_seed(0)
-        model = build_model("unetpp_ca", base_width=8, depth=3, dropout=0.0)
-        bundle = ModelBundle.from_model(
-            model,
-            bands=["red", "green", "blue", "elevation"],
-            tile_size=64,
-            resolution_m=1.0,
-            norm_mean=[110.0, 110.0, 100.0, 1500.0],
-            norm_std=[40.0, 40.0, 40.0, 300.0],
-        )
-        model_uri = save_bundle(bundle, str(work / "model"))
+        model_uri = random_bundle(work / "model", "unetpp_ca", base_width=8, tile=64, depth=3)
         rows, loop_rows = [], []
         for size in (args.size, args.size * args.factor):
             region = work / f"region{size}"
