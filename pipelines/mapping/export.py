@@ -1,9 +1,8 @@
 """Exports built from a finished probability store, chunk by chunk (memory stays bounded):
 a Cloud-Optimized GeoTIFF, landslide polygons and a quicklook PNG.
 
-A region larger than one block (:data:`EXPORT_BLOCK`) is read by parallel Ray tasks, one per
-block, so no export is a single-node pass over a country-sized store; each export's result is
-assembled in block order and does not depend on how many blocks there were.
+A region larger than one block (:mod:`pipelines.mapping.blocks`) is read by parallel Ray tasks,
+one per block; what each export writes does not depend on how many blocks there were.
 """
 
 from __future__ import annotations
@@ -11,14 +10,15 @@ from __future__ import annotations
 import datetime
 import os
 import tempfile
-from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, TypeVar
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import numpy as np
 import xarray as xr
 
 from pipelines import storage
 from pipelines.mapping import output
+from pipelines.mapping.blocks import BLOCK, for_each_block, region_blocks
 from pipelines.mapping.polygons import (
     Provenance,
     chunk_pieces,
@@ -32,11 +32,6 @@ if TYPE_CHECKING:
     import pystac
 
 BAND_DESCRIPTION = "landslide probability"
-EXPORT_BLOCK = 32768
-"""Largest side of an export block, in pixels (rounded down to whole chunks). A larger region
-is exported by one Ray task per block, and its COG is one COG per block plus a VRT mosaic, so no
-node stages more than one block (1 GiB of uint8)."""
-T = TypeVar("T")
 # GDAL's data type names, for the VRT mosaic.
 _GDAL_TYPES = {"uint8": "Byte", "float32": "Float32"}
 
@@ -54,32 +49,6 @@ def open_probability(layout: output.OutputLayout, decode: bool = False) -> xr.Da
     return dataset[output.VARIABLE]
 
 
-def export_blocks(grid: Grid, chunk: int, block: int = EXPORT_BLOCK) -> list[tuple[int, int, Grid]]:
-    """The blocks an export of ``grid`` works in, row by row: ``(row, col, block grid)``, whole
-    chunks of ``chunk`` px, at most ``block`` px a side (at least one chunk)."""
-    side = max(chunk, block // chunk * chunk)
-    return [
-        (row, col, grid.window(row, col, min(side, grid.height - row), min(side, grid.width - col)))
-        for row in range(0, grid.height, side)
-        for col in range(0, grid.width, side)
-    ]
-
-
-def _for_each_block(task: Callable[..., T], blocks: list[tuple[int, int, Grid]], *args) -> list[T]:
-    """``task(block grid, row, col, *args)`` for each block, results in block order: in this
-    process for a single block, else as parallel Ray tasks across the cluster."""
-    if len(blocks) == 1:
-        row, col, block_grid = blocks[0]
-        return [task(block_grid, row, col, *args)]
-    import ray
-
-    from pipelines.ray_runtime import init_ray
-
-    init_ray()
-    remote = ray.remote(num_cpus=1)(task)
-    return ray.get([remote.remote(block_grid, row, col, *args) for row, col, block_grid in blocks])
-
-
 def _chunks(array: xr.DataArray, chunk: int) -> Iterator[tuple[int, int, np.ndarray]]:
     height, width = array.shape
     for row in range(0, height, chunk):
@@ -88,17 +57,17 @@ def _chunks(array: xr.DataArray, chunk: int) -> Iterator[tuple[int, int, np.ndar
 
 
 def write_cog(
-    layout: output.OutputLayout, grid: Grid, chunk: int, *, block: int = EXPORT_BLOCK
+    layout: output.OutputLayout, grid: Grid, chunk: int, *, block: int = BLOCK
 ) -> str | dict[str, str]:
     """The finished Zarr as a Cloud-Optimized GeoTIFF, ``probability.tif``; returns its URI.
 
-    A region of several blocks (see :func:`export_blocks`) becomes
+    A region of several blocks (see :func:`~pipelines.mapping.blocks.region_blocks`) becomes
     ``probability/r<row>_c<col>.tif``, one COG per block (named by its top-left pixel), and
     ``probability.vrt``, the mosaic GDAL and QGIS open as one raster; returns
     ``{"mosaic": VRT URI, "r<row>_c<col>": COG URI, ...}``.
     """
-    blocks = export_blocks(grid, chunk, block)
-    uris = _for_each_block(_write_cog_block, blocks, layout, chunk, len(blocks) == 1)
+    blocks = region_blocks(grid, chunk, block)
+    uris = for_each_block(_write_cog_block, blocks, layout, chunk, len(blocks) == 1)
     if len(blocks) == 1:
         return uris[0]
     dtype = str(open_probability(layout).dtype)
@@ -216,14 +185,14 @@ def write_polygons(
     name: str = "polygons",
     rgb_item: pystac.Item | None = None,
     *,
-    block: int = EXPORT_BLOCK,
+    block: int = BLOCK,
 ) -> dict[str, str]:
     """Landslide polygons (probability >= threshold), merged across chunk borders, with the
     columns of :data:`pipelines.mapping.polygons.SCHEMA`, as ``<name>.parquet``, ``.fgb`` and
     ``.geojson`` in the output CRS; returns format -> URI. ``rgb_item`` is the RGB input's STAC
     Item, when it was one (it describes the source image better than its file name)."""
-    blocks = export_blocks(grid, chunk, block)
-    per_block = _for_each_block(_block_pieces, blocks, layout, chunk, threshold)
+    blocks = region_blocks(grid, chunk, block)
+    per_block = for_each_block(_block_pieces, blocks, layout, chunk, threshold)
     # Chunk by chunk, row by row over the whole region, as one pass would see them: the merge
     # gets the same input however many blocks there were.
     per_chunk = sorted((key for block in per_block for key in block), key=lambda item: item[0])
@@ -292,7 +261,7 @@ def write_quicklook(
     max_size: int = 1024,
     name: str = "quicklook.png",
     *,
-    block: int = EXPORT_BLOCK,
+    block: int = BLOCK,
 ) -> str:
     """A PNG of the whole region: probability (inferno, transparent below 0.25, more opaque where
     higher) over the RGB in grey, from a decimated read made chunk by chunk (memory stays bounded)."""
@@ -303,8 +272,8 @@ def write_quicklook(
     shape = (-(-grid.height // step), -(-grid.width // step))
     small_probability = np.full(shape, np.nan, dtype=np.float32)
     grey = np.zeros(shape, dtype=np.float32)
-    blocks = export_blocks(grid, chunk, block)
-    parts = _for_each_block(_block_quicklook, blocks, layout, chunk, step, rgb)
+    blocks = region_blocks(grid, chunk, block)
+    parts = for_each_block(_block_quicklook, blocks, layout, chunk, step, rgb)
     for (row, col, _), (block_probability, block_grey) in zip(blocks, parts, strict=True):
         at = np.s_[
             -(-row // step) : -(-row // step) + block_probability.shape[0],

@@ -18,6 +18,7 @@ import numpy as np
 import xarray as xr
 
 from pipelines import storage
+from pipelines.mapping.blocks import BLOCK, for_each_block, region_blocks
 from pipelines.mapping.export import open_probability
 from pipelines.mapping.output import OutputLayout
 from pipelines.mapping.polygons import chunk_pieces, landslide_features
@@ -52,41 +53,88 @@ def compare_maps(
     min_area_m2: float = 0.0,
     chunk: int = 1024,
     picture_size: int = 1024,
+    block: int = BLOCK,
 ) -> Comparison:
     """Polygons of all and of new landslides in the map at ``current`` (an ``lsmap map`` output).
 
     ``previous`` is the output of the region's previous map, or None for the first image (every
     landslide is then reported, none as new). Polygons smaller than ``min_area_m2`` are dropped.
+    A region over ``block`` px a side is compared by one Ray task per block (see
+    :mod:`pipelines.mapping.blocks`), with the same result.
     """
+    grid = Grid.from_dataarray(open_probability(OutputLayout(current)))
+    blocks = region_blocks(grid, chunk, block)
+    parts = for_each_block(
+        _compare_block, blocks, current, previous, threshold, before_threshold, chunk, picture_size
+    )
+    picture = _Picture(grid, picture_size).array
+    for top, left, coarse in (part["picture"] for part in parts):
+        target = picture[top : top + coarse.shape[0], left : left + coarse.shape[1]]
+        np.maximum(target, coarse, out=target)  # coarse pixels may straddle blocks
+    # Chunk by chunk, row by row over the whole region, as one pass sees them.
+    per_chunk = sorted((item for part in parts for item in part["chunks"]), key=lambda c: c[0])
+    pieces = {
+        kind: [p for _, chunk_pieces_ in per_chunk for p in chunk_pieces_[kind]]
+        for kind in ("all", "new")
+    }
+    highest = max(part["highest"] for part in parts)
+    return Comparison(
+        grid=grid,
+        landslides=landslide_features(pieces["all"], grid, min_area_m2),
+        new=landslide_features(pieces["new"], grid, min_area_m2) if previous else None,
+        picture=picture,
+        max_probability=round(highest, 4) if np.isfinite(highest) else None,
+    )
+
+
+def _compare_block(
+    block_grid: Grid,
+    row: int,
+    col: int,
+    current: str,
+    previous: str | None,
+    threshold: float,
+    before_threshold: float,
+    chunk: int,
+    picture_size: int,
+) -> dict:
+    """One block of :func:`compare_maps`: each chunk's pieces (all and new) with the chunk's
+    top-left pixel, the block's highest probability, and its part of the class picture as
+    ``(top, left, coarse pixels)``."""
     probability = open_probability(OutputLayout(current), decode=True)
     grid = Grid.from_dataarray(probability)
     before = _as_mosaic(open_probability(OutputLayout(previous), decode=True)) if previous else None
     picture = _Picture(grid, picture_size)
-    pieces: dict[str, list[dict]] = {"all": [], "new": []}
+    chunks = []
     highest = -np.inf
-    for row in range(0, grid.height, chunk):
-        for col in range(0, grid.width, chunk):
-            now = probability[row : row + chunk, col : col + chunk].values
+    for chunk_row in range(row, row + block_grid.height, chunk):
+        for chunk_col in range(col, col + block_grid.width, chunk):
+            bottom = min(chunk_row + chunk, row + block_grid.height)
+            right = min(chunk_col + chunk, col + block_grid.width)
+            now = probability[chunk_row:bottom, chunk_col:right].values
             if np.isfinite(now).any():
                 highest = max(highest, float(np.nanmax(now)))
-            window = grid.window(row, col, *now.shape)
+            window = grid.window(chunk_row, chunk_col, *now.shape)
             classes = np.where(np.isfinite(now), CLEAR, NODATA).astype(np.uint8)
             landslide = np.nan_to_num(now, nan=0.0) >= threshold
             classes[landslide] = LANDSLIDE
-            pieces["all"] += chunk_pieces(landslide, now, window)
+            pieces = {"all": chunk_pieces(landslide, now, window), "new": []}
             if before is not None:
                 earlier = read_window(before, window, resampling="nearest")[0]
                 new = landslide & (np.nan_to_num(earlier, nan=np.inf) < before_threshold)
                 classes[new] = NEW
-                pieces["new"] += chunk_pieces(new, now, window)
-            picture.add(row, col, classes)
-    return Comparison(
-        grid=grid,
-        landslides=landslide_features(pieces["all"], grid, min_area_m2),
-        new=landslide_features(pieces["new"], grid, min_area_m2) if before is not None else None,
-        picture=picture.array,
-        max_probability=round(highest, 4) if np.isfinite(highest) else None,
-    )
+                pieces["new"] = chunk_pieces(new, now, window)
+            picture.add(chunk_row, chunk_col, classes)
+            chunks.append(((chunk_row, chunk_col), pieces))
+    step = picture.step
+    top, left = row // step, col // step
+    bottom = -(-(row + block_grid.height) // step)
+    right = -(-(col + block_grid.width) // step)
+    return {
+        "chunks": chunks,
+        "highest": highest,
+        "picture": (top, left, picture.array[top:bottom, left:right]),
+    }
 
 
 def _as_mosaic(probability: xr.DataArray) -> xr.DataArray:

@@ -1,6 +1,6 @@
-"""A region of several export blocks is exported by one Ray task per block: its COG becomes block
-COGs plus a VRT mosaic that GIS tools open as one raster, locally and on S3, with the store's
-values; its polygons and quicklook are the bytes one pass over the region makes."""
+"""A region of several blocks is read by one Ray task per block: its COG becomes block COGs plus a
+VRT mosaic that GIS tools open as one raster, locally and on S3, with the store's values; its
+polygons, quicklook and scan comparison are what one pass over the region makes."""
 
 from __future__ import annotations
 
@@ -13,15 +13,11 @@ from rio_cogeo.cogeo import cog_validate
 from pipelines import storage
 from pipelines.bundles import load_bundle
 from pipelines.mapping import map_region
-from pipelines.mapping.export import (
-    export_blocks,
-    open_probability,
-    write_cog,
-    write_polygons,
-    write_quicklook,
-)
-from pipelines.mapping.output import NODATA_UINT8, OutputLayout
+from pipelines.mapping.blocks import region_blocks
+from pipelines.mapping.export import open_probability, write_cog, write_polygons, write_quicklook
+from pipelines.mapping.output import NODATA_UINT8, OutputLayout, open_array
 from pipelines.raster import Grid
+from pipelines.scan.compare import compare_maps
 from pipelines.synthetic.writers import write_region
 
 pytestmark = pytest.mark.usefixtures("ray_cluster")
@@ -79,7 +75,7 @@ def test_polygons_and_quicklook_made_in_blocks_are_those_of_one_pass(trained_bun
     layout = OutputLayout(out)
     grid = Grid.from_dataarray(open_probability(layout))
     threshold = load_bundle(trained_bundle).threshold
-    assert len(export_blocks(grid, 64, block=128)) == 4 and len(export_blocks(grid, 64)) == 1
+    assert len(region_blocks(grid, 64, block=128)) == 4 and len(region_blocks(grid, 64)) == 1
 
     one_pass = write_polygons(layout, grid, 64, threshold, name="one")
     in_blocks = write_polygons(layout, grid, 64, threshold, name="blocks", block=128)
@@ -90,3 +86,18 @@ def test_polygons_and_quicklook_made_in_blocks_are_those_of_one_pass(trained_bun
     one_look = write_quicklook(layout, grid, 64, str(region.rgb), max_size=100, name="one.png")
     look = write_quicklook(layout, grid, 64, str(region.rgb), 100, "blocks.png", block=128)
     assert storage.read_bytes(look) == storage.read_bytes(one_look)
+
+
+def test_a_scan_comparison_made_in_blocks_is_that_of_one_pass(tmp_path):
+    after, stored = write_probability_store(str(tmp_path / "after"), "uint8")
+    before, _ = write_probability_store(str(tmp_path / "before"), "uint8")
+    open_array(before)[:] = np.roll(stored, 100, axis=1)  # landslides moved: some are new
+    # Coarse picture pixels of 7 px, which straddle the 512 px blocks.
+    options = {"threshold": 0.5, "before_threshold": 0.5, "chunk": CHUNK, "picture_size": 100}
+    one_pass = compare_maps(after.root, before.root, **options)
+    in_blocks = compare_maps(after.root, before.root, block=BLOCK, **options)
+
+    assert len(one_pass.new) >= 2 and one_pass.landslides
+    assert in_blocks.landslides == one_pass.landslides and in_blocks.new == one_pass.new
+    np.testing.assert_array_equal(in_blocks.picture, one_pass.picture)
+    assert in_blocks.max_probability == one_pass.max_probability
