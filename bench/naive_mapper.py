@@ -76,8 +76,8 @@ def main() -> None:
                         layout.origin + kx * layout.stride,
                     )
                     window = Window(col, row, tile, tile)
-                    # rasterio's boundless read builds a VRT each time (4 ms, and GDAL's cache
-                    # grows by its blocks): only tiles that overhang the region need it.
+                    # rasterio's boundless read builds a VRT each time (slow, and GDAL's cache
+                    # grows with them): only tiles that overhang the region need it.
                     inside = 0 <= row <= height - tile and 0 <= col <= width - tile
                     image = rgb.read(window=window, boundless=not inside, fill_value=0)
                     image = image.astype(np.float32)
