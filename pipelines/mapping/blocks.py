@@ -7,7 +7,7 @@ results in block order, so what it writes does not depend on how many blocks the
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TypeVar
 
 from pipelines.raster import Grid
@@ -42,3 +42,11 @@ def for_each_block(task: Callable[..., T], blocks: list[tuple[int, int, Grid]], 
     init_ray()
     remote = ray.remote(num_cpus=1)(task)
     return ray.get([remote.remote(block_grid, row, col, *args) for row, col, block_grid in blocks])
+
+
+def in_chunk_order(per_block: Iterable[Iterable[tuple[tuple[int, int], T]]]) -> list[T]:
+    """Per-chunk results of all blocks, each keyed by its chunk's top-left pixel, in the order one
+    pass over the region visits the chunks (row by row): merges that depend on the order of their
+    input then give the same result however many blocks there were."""
+    keyed = sorted((item for block in per_block for item in block), key=lambda item: item[0])
+    return [value for _, value in keyed]

@@ -18,7 +18,7 @@ import xarray as xr
 
 from pipelines import storage
 from pipelines.mapping import output
-from pipelines.mapping.blocks import BLOCK, for_each_block, region_blocks
+from pipelines.mapping.blocks import BLOCK, for_each_block, in_chunk_order, region_blocks
 from pipelines.mapping.polygons import (
     Provenance,
     chunk_pieces,
@@ -193,10 +193,7 @@ def write_polygons(
     Item, when it was one (it describes the source image better than its file name)."""
     blocks = region_blocks(grid, chunk, block)
     per_block = for_each_block(_block_pieces, blocks, layout, chunk, threshold)
-    # Chunk by chunk, row by row over the whole region, as one pass would see them: the merge
-    # gets the same input however many blocks there were.
-    per_chunk = sorted((key for block in per_block for key in block), key=lambda item: item[0])
-    pieces = [piece for _, chunk_pieces_ in per_chunk for piece in chunk_pieces_]
+    pieces = [piece for chunk in in_chunk_order(per_block) for piece in chunk]
     frame = landslide_frame(
         landslide_features(pieces, grid), grid, map_provenance(layout, rgb_item)
     )

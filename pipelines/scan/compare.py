@@ -18,7 +18,7 @@ import numpy as np
 import xarray as xr
 
 from pipelines import storage
-from pipelines.mapping.blocks import BLOCK, for_each_block, region_blocks
+from pipelines.mapping.blocks import BLOCK, for_each_block, in_chunk_order, region_blocks
 from pipelines.mapping.export import open_probability
 from pipelines.mapping.output import OutputLayout
 from pipelines.mapping.polygons import chunk_pieces, landslide_features
@@ -71,12 +71,8 @@ def compare_maps(
     for top, left, coarse in (part["picture"] for part in parts):
         target = picture[top : top + coarse.shape[0], left : left + coarse.shape[1]]
         np.maximum(target, coarse, out=target)  # coarse pixels may straddle blocks
-    # Chunk by chunk, row by row over the whole region, as one pass sees them.
-    per_chunk = sorted((item for part in parts for item in part["chunks"]), key=lambda c: c[0])
-    pieces = {
-        kind: [p for _, chunk_pieces_ in per_chunk for p in chunk_pieces_[kind]]
-        for kind in ("all", "new")
-    }
+    per_chunk = in_chunk_order(part["chunks"] for part in parts)
+    pieces = {kind: [p for chunk in per_chunk for p in chunk[kind]] for kind in ("all", "new")}
     highest = max(part["highest"] for part in parts)
     return Comparison(
         grid=grid,
