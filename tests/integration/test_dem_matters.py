@@ -7,6 +7,7 @@ as a fourth band. If this fails, the world (not this test) needs changing.
 
 from __future__ import annotations
 
+import os
 import time
 
 import numpy as np
@@ -26,8 +27,9 @@ BATCH = 16
 
 @pytest.fixture
 def two_threads():
+    """Both cores (unless OMP_NUM_THREADS says otherwise: `make test-cpus` runs on one)."""
     saved = torch.get_num_threads()
-    torch.set_num_threads(2)
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", 2)))
     yield
     torch.set_num_threads(saved)
 
