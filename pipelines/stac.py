@@ -179,12 +179,11 @@ def write_map_catalog(
     out: str, manifest: dict, sources: dict[str, pystac.Item | None] | None = None
 ) -> str:
     """The catalog of the ``lsmap map`` run in ``out`` whose ``manifest`` lists its outputs
-    (URIs under ``out``); ``sources`` as for :func:`write_output_catalog`. Returns its URI."""
-    uris: list[str] = []
+    (paths relative to ``out``); ``sources`` as for :func:`write_output_catalog`. Returns its
+    URI."""
+    files: list[str] = []
     for value in manifest.get("outputs", {}).values():
-        uris += list(value.values()) if isinstance(value, dict) else [value]
-    prefix = out.rstrip("/") + "/"
-    files = [uri[len(prefix) :] for uri in uris if uri.startswith(prefix) and uri != prefix]
+        files += list(value.values()) if isinstance(value, dict) else [value]
     files.append("manifest.json")
     return write_output_catalog(out, run_id(manifest["run"]), manifest, files, sources=sources)
 

@@ -60,6 +60,17 @@ def is_remote(uri: str) -> bool:
     return _scheme(uri) not in ("", "file")
 
 
+def absolute(uri: str) -> str:
+    """``uri`` with a relative local path made absolute (against the working directory); URIs
+    with a scheme (``s3://``, ``file://``, ``https://``) and absolute paths are returned as they
+    are. Command lines call it once on every path they read, so Ray workers, whose working
+    directory differs, and records that outlive the command mean the same file."""
+    uri = str(uri)
+    if "://" in uri or os.path.isabs(uri):
+        return uri
+    return os.path.abspath(uri)
+
+
 def join(uri: str, *parts: str) -> str:
     """``uri`` with path ``parts`` appended, keeping its scheme (``join("s3://b/x", "y")``)."""
     base = str(uri)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from pipelines import storage
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -17,9 +19,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     parser.add_argument(
-        "--model", required=True, help="model bundle, or the run directory of `lsmap train`"
+        "--model",
+        required=True,
+        type=storage.absolute,
+        help="model bundle, or the run directory of `lsmap train`",
     )
-    parser.add_argument("--data", required=True, help="chip directory in the Bijie layout")
+    parser.add_argument(
+        "--data", required=True, type=storage.absolute, help="chip directory in the Bijie layout"
+    )
     parser.add_argument(
         "--split",
         default="test",

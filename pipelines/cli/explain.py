@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from pipelines import storage
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -16,10 +18,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     parser.add_argument(
-        "--model", required=True, help="model bundle, or the run directory of `lsmap train`"
+        "--model",
+        required=True,
+        type=storage.absolute,
+        help="model bundle, or the run directory of `lsmap train`",
     )
-    parser.add_argument("--data", required=True, help="chip directory in the Bijie layout")
-    parser.add_argument("--out", required=True, help="output directory URI for the PNGs")
+    parser.add_argument(
+        "--data", required=True, type=storage.absolute, help="chip directory in the Bijie layout"
+    )
+    parser.add_argument(
+        "--out", required=True, type=storage.absolute, help="output directory URI for the PNGs"
+    )
     parser.add_argument("--count", type=int, default=8, help="number of chips (default 8)")
     parser.add_argument(
         "--split",

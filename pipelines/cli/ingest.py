@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from pipelines import storage
+
 
 def _positive_int(text: str) -> int:
     value = int(text)
@@ -23,8 +25,12 @@ def register(subparsers) -> None:
             "credentials come from the AWS_* environment variables."
         ),
     )
-    parser.add_argument("src", help="source GeoTIFF/COG (path or URI)")
-    parser.add_argument("dst", help="destination Zarr store (path or URI); replaced if present")
+    parser.add_argument("src", type=storage.absolute, help="source GeoTIFF/COG (path or URI)")
+    parser.add_argument(
+        "dst",
+        type=storage.absolute,
+        help="destination Zarr store (path or URI); replaced if present",
+    )
     parser.add_argument(
         "--chunk", type=_positive_int, default=512, help="chunk size in pixels (default: 512)"
     )

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from pipelines import storage
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -19,19 +21,29 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     parser.add_argument(
-        "--model", required=True, help="model bundle, or the run directory of `lsmap train`"
+        "--model",
+        required=True,
+        type=storage.absolute,
+        help="model bundle, or the run directory of `lsmap train`",
     )
     parser.add_argument(
         "--rgb",
         required=True,
+        type=storage.absolute,
         help="RGB mosaic URI (.tif or .zarr, local or s3://), or a STAC Item (.json: path, s3:// or URL)",
     )
     parser.add_argument(
         "--dem",
         required=True,
+        type=storage.absolute,
         help="DEM URI (or a STAC Item); any CRS and resolution covering the RGB",
     )
-    parser.add_argument("--out", required=True, help="output directory URI (local or s3://)")
+    parser.add_argument(
+        "--out",
+        required=True,
+        type=storage.absolute,
+        help="output directory URI (local or s3://)",
+    )
     parser.add_argument("--workers", type=int, default=1, help="inference actors (default 1)")
     parser.add_argument(
         "--cpus-per-worker", type=int, default=1, help="CPU threads per actor (default 1)"
@@ -133,6 +145,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from pipelines.errors import UnreadableInputError
     from pipelines.mapping import map_region
+    from pipelines.mapping.output import OutputLayout
 
     try:
         manifest = map_region(
@@ -172,7 +185,7 @@ def run(args: argparse.Namespace) -> int:
             {
                 "status": manifest["status"],
                 "units": manifest["units"],
-                "outputs": manifest["outputs"],
+                "outputs": OutputLayout(args.out).resolve(manifest["outputs"]),
             },
             indent=2,
         )

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from pipelines import storage
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -14,8 +16,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "rasterised to any grid; non-zero = landslide) and print mIoU, AUC, precision, recall, F1, "
         "accuracy over pixels valid in both.",
     )
-    parser.add_argument("--map", required=True, help="output directory of `lsmap map`")
-    parser.add_argument("--truth", required=True, help="reference mask raster URI")
+    parser.add_argument(
+        "--map", required=True, type=storage.absolute, help="output directory of `lsmap map`"
+    )
+    parser.add_argument(
+        "--truth", required=True, type=storage.absolute, help="reference mask raster URI"
+    )
     parser.add_argument(
         "--threshold", type=float, default=0.5, help="probability threshold (default 0.5)"
     )

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from pipelines import storage
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -15,7 +17,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "attributes, and WMTS capabilities that QGIS and other GIS clients can add."
         ),
     )
-    parser.add_argument("out", metavar="OUT", help="output directory of `lsmap map` (--out)")
+    parser.add_argument(
+        "out",
+        metavar="OUT",
+        type=storage.absolute,
+        help="output directory of `lsmap map` (--out), local or s3://",
+    )
     parser.add_argument(
         "--host",
         default="127.0.0.1",

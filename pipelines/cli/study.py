@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import MISSING, fields
 
+from pipelines import storage
 from pipelines.study.config import ATTENTION_MODELS, BASE_MODELS, GRID_KEYS, LOSSES
 from pipelines.training.config import TrainConfig
 
@@ -35,8 +36,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     parser.add_argument("--config", help="YAML file of training settings and grid lists")
-    parser.add_argument("--data", help="chip directory in the Bijie layout")
-    parser.add_argument("--out", help="study directory URI (local or s3://); reruns resume")
+    parser.add_argument("--data", type=storage.absolute, help="chip directory in the Bijie layout")
+    parser.add_argument(
+        "--out", type=storage.absolute, help="study directory URI (local or s3://); reruns resume"
+    )
     parser.add_argument(
         "--archs",
         help=f"comma-separated base models (default {','.join(BASE_MODELS)}; must hold unetpp)",

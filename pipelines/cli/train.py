@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import MISSING, fields
 
+from pipelines import storage
 from pipelines.training.config import TrainConfig, config_keys
 
 # Every flag defaults to None so that only flags given explicitly override the --config file;
@@ -38,8 +39,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--config", help="YAML file of settings (keys as the flags, e.g. batch_size)"
     )
-    parser.add_argument("--data", help="chip directory in the Bijie layout")
-    parser.add_argument("--out", help="run directory URI (local or s3://); reruns resume")
+    parser.add_argument("--data", type=storage.absolute, help="chip directory in the Bijie layout")
+    parser.add_argument(
+        "--out", type=storage.absolute, help="run directory URI (local or s3://); reruns resume"
+    )
     parser.add_argument(
         "--arch", help=f"architecture (see `lsmap models`; default {DEFAULTS['arch']})"
     )

@@ -5,7 +5,8 @@ OUT/
   probability.zarr   Zarr v2: ``probability`` (y, x), CF georeferencing (``spatial_ref``)
   units/<i>.json     one marker per finished unit (written after its chunk)
   manifest.json      run identity, parameters, unit counts, timings; ``status`` is ``complete``
-                     only after every unit is written and exports are done
+                     only after every unit is written and exports are done; ``outputs`` names
+                     the run's files relative to OUT, so the folder can be moved or uploaded
 ```
 The driver creates the store and its metadata once, before any unit runs, and writes the manifest;
 each unit writes exactly its own chunk and then its marker. Nobody writes both.
@@ -62,6 +63,40 @@ class OutputLayout:
 
     def file(self, name: str) -> str:
         return storage.join(self.root, name)
+
+    def relative(self, files: Any) -> Any:
+        """URIs of files under the root (a string, or dicts and lists of them) as paths relative
+        to the root: what the manifest records, so the folder stays whole when moved."""
+        if isinstance(files, dict):
+            return {key: self.relative(value) for key, value in files.items()}
+        if isinstance(files, list):
+            return [self.relative(value) for value in files]
+        prefix = self.root.rstrip("/") + "/"
+        if not files.startswith(prefix):
+            raise ValueError(f"{files} is not under the output directory {self.root}")
+        return files[len(prefix) :]
+
+    def resolve(self, outputs: dict) -> dict:
+        """A manifest's ``outputs`` as URIs under this root, wherever the folder now lives.
+
+        Manifests record paths relative to the folder. Older ones recorded the ``--out`` path
+        as given (relative to a former working directory, or an absolute path the folder may have
+        left): their ``probability`` entry ends in ``probability.zarr``, so what comes before it
+        is that former root, and every entry is taken relative to it.
+        """
+        recorded = outputs.get("probability", "")
+        former_root = recorded[: -len("probability.zarr")] if recorded.endswith(".zarr") else ""
+
+        def resolve(value: Any) -> Any:
+            if isinstance(value, dict):
+                return {key: resolve(item) for key, item in value.items()}
+            if isinstance(value, list):
+                return [resolve(item) for item in value]
+            if former_root and value.startswith(former_root):
+                value = value[len(former_root) :]
+            return storage.join(self.root, value)
+
+        return resolve(outputs)
 
 
 def encode(probability: np.ndarray, valid: np.ndarray, dtype: str) -> np.ndarray:

@@ -135,15 +135,16 @@ def map_region(
             "marked incomplete"
         )
 
-    manifest["outputs"] = {"probability": spec.layout.zarr}
+    outputs = {"probability": spec.layout.zarr}
     if cog:
-        manifest["outputs"]["cog"] = export.write_cog(spec.layout, grid, chunk)
+        outputs["cog"] = export.write_cog(spec.layout, grid, chunk)
     if polygons:
-        manifest["outputs"]["polygons"] = export.write_polygons(
+        outputs["polygons"] = export.write_polygons(
             spec.layout, grid, chunk, bundle.threshold, rgb_item=rgb_item
         )
     if quicklook:
-        manifest["outputs"]["quicklook"] = export.write_quicklook(spec.layout, grid, chunk, rgb)
+        outputs["quicklook"] = export.write_quicklook(spec.layout, grid, chunk, rgb)
+    manifest["outputs"] = spec.layout.relative(outputs)
     output.set_status(spec.layout, "complete")
     manifest["status"] = "complete"
     manifest["units"] |= {
@@ -157,9 +158,8 @@ def map_region(
         "total": round(time.perf_counter() - started, 3),
         **{key: round(sum(s[key] for s in stats), 3) for key in ("read_s", "infer_s", "write_s")},
     }
-    manifest["outputs"]["stac"] = stac.write_map_catalog(
-        out, manifest, {"rgb": rgb_item, "dem": dem_item}
-    )
+    catalog = stac.write_map_catalog(out, manifest, {"rgb": rgb_item, "dem": dem_item})
+    manifest["outputs"]["stac"] = spec.layout.relative(catalog)
     output.write_manifest(spec.layout, manifest)
     return manifest
 
@@ -270,7 +270,7 @@ def _prepare_output(spec: MapSpec, run: dict, *, resume: bool, overwrite: bool) 
     layout = spec.layout
     existing = output.stored_run(layout)
     if existing is not None and not overwrite:
-        if existing != run:
+        if _with_absolute_inputs(existing) != run:
             raise LsmapError(
                 f"{storage.redact(spec.out)} already holds a different run (other model, inputs or "
                 "parameters); choose another --out or pass --overwrite"
@@ -281,6 +281,12 @@ def _prepare_output(spec: MapSpec, run: dict, *, resume: bool, overwrite: bool) 
         storage.remove(layout.units, recursive=True)
     output.create_store(layout, spec.plan.grid, spec.plan.chunk, spec.dtype, run)
     return set()
+
+
+def _with_absolute_inputs(run: dict) -> dict:
+    """A recorded run identity with its input paths absolute, as the command line now makes
+    them: a run recorded with relative paths, resumed from the same directory, is the same run."""
+    return run | {key: storage.absolute(run[key]) for key in ("rgb", "dem") if key in run}
 
 
 def _execute(

@@ -44,7 +44,7 @@ def load_outputs(out: str) -> MapOutputs:
             f"{name} holds an unfinished map run (status {status!r}); rerun `lsmap map` with the "
             "same arguments to finish it"
         )
-    files = [_resolve(str(out), uri) for uri in _uris(manifest.get("outputs", {}))]
+    files = list(_uris(layout.resolve(manifest.get("outputs", {}))))
     zarr = next((uri for uri in files if uri.rstrip("/").endswith(".zarr")), layout.zarr)
     if not has_store(zarr):
         raise InputError(f"{name}: the probability store {storage.redact(zarr)} is missing")
@@ -57,13 +57,6 @@ def load_outputs(out: str) -> MapOutputs:
         None,
     )
     return MapOutputs(root=str(out), manifest=manifest, zarr=zarr, cog=cog, polygons=polygons)
-
-
-def _resolve(out: str, uri: str) -> str:
-    """Manifest entries may be relative to the output directory (a portable layout)."""
-    if "://" in uri or uri.startswith("/"):
-        return uri
-    return storage.join(out, uri)
 
 
 def _uris(value: Any) -> Iterator[str]:

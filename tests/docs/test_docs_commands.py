@@ -14,18 +14,25 @@ An HTML comment right before a block (only blank lines between) changes how it r
 - ``<!-- docs-test: small`` then lines ``OLD => NEW`` then ``-->``: run with each literal ``OLD``
   replaced by ``NEW``, so the docs may show realistic sizes while the test stays fast. A
   replacement whose ``OLD`` is not in the block fails the test, so overrides cannot go stale.
+- ``<!-- docs-test: serve -->``: the block is one ``lsmap serve OUT`` command, a server that runs
+  until stopped. It runs in the background on a free port (any ``--port`` shown is replaced) until
+  its page and a tile of every layer load, then again from another working directory with OUT
+  relative to that one, and is stopped.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import shlex
 import subprocess
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 from clusters.head import ray_head
+from serve_client import centre_tiles, free_port, get, served
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC_FILES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -43,6 +50,7 @@ class Block:
     script: str
     skip: str | None = None
     replacements: tuple[tuple[str, str], ...] = field(default=())
+    serve: bool = False
 
     @property
     def id(self) -> str:
@@ -60,7 +68,8 @@ def console_commands(text: str) -> str:
 
 
 def parse_marker(text: str, where: str) -> tuple[str | None, tuple[tuple[str, str], ...]]:
-    """``(skip reason, replacements)`` from a marker's text; unknown markers are errors."""
+    """``(skip reason, replacements)`` from a marker's text; unknown markers are errors
+    (``serve`` is read by :func:`blocks_of`)."""
     kind, _, rest = text.strip().partition("\n")
     kind = kind.strip()
     if kind.startswith("skip"):
@@ -94,11 +103,14 @@ def blocks_of(path: Path) -> list[Block]:
         marker = (
             MARKER.fullmatch(before[before.rfind("<!--") :]) if before.endswith("-->") else None
         )
+        serve = marker is not None and marker.group(1).strip() == "serve"
         skip, replacements = (
-            parse_marker(marker.group(1), f"{path.name}:{line}") if marker else (None, ())
+            parse_marker(marker.group(1), f"{path.name}:{line}")
+            if marker and not serve
+            else (None, ())
         )
         script = console_commands(body) if language == "console" else body
-        blocks.append(Block(path, line, script, skip, replacements))
+        blocks.append(Block(path, line, script, skip, replacements, serve))
     return blocks
 
 
@@ -142,6 +154,9 @@ def test_documented_commands_run(block, workdir, ray_address):
     if block.skip is not None:
         pytest.skip(f"{block.id}: {block.skip}")
     script = block.script
+    if block.serve:
+        _serve_from_here_and_elsewhere(block, workdir)
+        return
     for old, new in block.replacements:
         assert old in script, f"{block.id}: the 'small' override {old!r} is not in the block"
         script = script.replace(old, new)
@@ -157,3 +172,24 @@ def test_documented_commands_run(block, workdir, ray_address):
         f"{block.id} exited {result.returncode}\n--- script\n{script}\n"
         f"--- stdout\n{result.stdout[-3000:]}\n--- stderr\n{result.stderr[-3000:]}"
     )
+
+
+def _serve_from_here_and_elsewhere(block: Block, workdir: Path) -> None:
+    """Run a documented ``lsmap serve OUT`` in the docs' directory, then from another one with
+    OUT relative to it; each time the page and a tile of every layer must load."""
+    command = shlex.split(block.script)
+    assert command[:2] == ["lsmap", "serve"] and "\n" not in block.script.strip(), (
+        f"{block.id}: a 'serve' block holds one `lsmap serve OUT` command"
+    )
+    if "--port" in command:
+        del command[command.index("--port") : command.index("--port") + 2]
+    elsewhere = Path(tempfile.mkdtemp(dir=workdir.parent))
+    out_from_elsewhere = os.path.relpath(workdir / command[2], elsewhere)
+    for cwd, out in ((workdir, command[2]), (elsewhere, out_from_elsewhere)):
+        port = free_port()
+        argv = [*command[:2], out, *command[3:], "--port", str(port)]
+        with served(argv, port, cwd=cwd, env=_environment()) as base:
+            content_type, page = get(f"{base}/")
+            assert content_type.startswith("text/html") and b"<html" in page.lower()
+            tiles = centre_tiles(base)
+        assert tiles, f"{block.id}: no layer served from {cwd}"

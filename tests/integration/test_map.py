@@ -21,6 +21,7 @@ from lsmodel.models import build_model
 from pipelines import storage
 from pipelines.bundles import save_bundle
 from pipelines.chips import normalize
+from pipelines.cli import main
 from pipelines.errors import LsmapError
 from pipelines.ingest import ingest
 from pipelines.mapping import map_region
@@ -211,6 +212,33 @@ def test_rerun_of_a_finished_map_computes_nothing(region, unet_bundle, clean_map
     assert manifest["units"] | {"computed": 0} == manifest["units"]
     assert manifest["units"]["to_compute"] == 0
     assert _chunk_bytes(clean_map) == before
+
+
+def test_relative_paths_are_recorded_whole_and_older_relative_records_still_resume(
+    region, unet_bundle, clean_map, tmp_path, monkeypatch
+):
+    """The command line makes local paths absolute once: the run identity names the inputs
+    wherever the command ran, the manifest names the outputs relative to their folder. A run
+    recorded by older versions with relative inputs is still the same run from the same place."""
+    monkeypatch.chdir(tmp_path)
+    rgb, dem = os.path.relpath(region / "rgb.tif"), os.path.relpath(region / "dem.tif")
+    args = ["map", "--model", unet_bundle, "--rgb", rgb, "--dem", dem, "--out", "map"]
+    args += ["--chunk", "96", "--quiet", "--no-quicklook"]
+    assert main(args) == 0
+    manifest = storage.read_json(str(tmp_path / "map" / "manifest.json"))
+    assert manifest["run"]["rgb"] == str(region / "rgb.tif")
+    assert manifest["outputs"] == {"probability": "probability.zarr", "stac": "catalog.json"}
+    np.testing.assert_array_equal(_stored(str(tmp_path / "map")), _stored(clean_map))
+
+    # As an older lsmap recorded it: the inputs as typed, relative to the working directory.
+    group = zarr.open_group(str(tmp_path / "map" / "probability.zarr"), mode="r+", zarr_format=2)
+    run = json.loads(group.attrs["lsmap_run"])
+    run |= {"rgb": rgb, "dem": dem}
+    group.attrs["lsmap_run"] = json.dumps(run, sort_keys=True)
+    (tmp_path / "map" / "units" / "0.json").unlink()
+    assert main(args) == 0
+    units = storage.read_json(str(tmp_path / "map" / "manifest.json"))["units"]
+    assert (units["already_done"], units["computed"]) == (units["total"] - 1, 1)
 
 
 def test_s3_zarr_and_cog_inputs_to_s3_output(region, unet_bundle, clean_map, s3_bucket):

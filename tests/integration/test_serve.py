@@ -4,25 +4,25 @@ from __future__ import annotations
 
 import io
 import json
-import math
 import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
+import shutil
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 import shapely
 from PIL import Image
+from serve_client import centre_tile, centre_tiles, get, get_json, lsmap_serve, tile_url
 
+from pipelines import storage
 from pipelines.cli import main
 from pipelines.mapping import map_region
+from pipelines.mapping.export import open_probability
+from pipelines.mapping.output import OutputLayout
+from pipelines.mapping.score import score_map
 from pipelines.synthetic.writers import write_region
 
 CHROMIUM = "/usr/bin/chromium"
@@ -52,75 +52,22 @@ def map_output(ray_cluster, trained_bundle, tmp_path_factory) -> str:
     return out
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _get(url: str) -> tuple[str, bytes]:
-    with urllib.request.urlopen(url, timeout=30) as response:
-        assert response.status == 200, url
-        return response.headers["content-type"], response.read()
-
-
-def _get_json(url: str):
-    return json.loads(_get(url)[1])
-
-
 @pytest.fixture(scope="module")
-def server(map_output, tmp_path_factory):
+def server(map_output):
     """``lsmap serve OUT`` in a subprocess, as a user starts it; yields the base URL."""
-    port = _free_port()
-    log = tmp_path_factory.mktemp("serve-log") / "serve.log"
-    with open(log, "w") as output:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "pipelines", "serve", map_output, "--port", str(port)],
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    try:
-        while True:
-            try:
-                _get(f"{base}/api/map.json")
-                break
-            except (urllib.error.URLError, ConnectionError):
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise AssertionError(f"lsmap serve did not start:\n{log.read_text()}") from None
-                time.sleep(0.2)
+    with lsmap_serve(map_output) as base:
         yield base
-    finally:
-        process.terminate()
-        process.wait(timeout=20)
-
-
-def _centre_tile(tilejson: dict) -> tuple[int, int, int]:
-    """The Web Mercator tile (z, x, y) at the centre of the data, at its native zoom."""
-    west, south, east, north = tilejson["bounds"]
-    lon, lat, z = (west + east) / 2, (south + north) / 2, tilejson["maxzoom"]
-    n = 2**z
-    x = int((lon + 180) / 360 * n)
-    y = int((1 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2 * n)
-    return z, x, y
-
-
-def _tile_url(tilejson: dict, z: int, x: int, y: int, fmt: str) -> str:
-    path, query = tilejson["tiles"][0].split("?", 1)
-    path = path.format(z=z, x=x, y=y)
-    return f"{path}.{fmt}?{query}"
 
 
 def test_tiles_of_cog_and_zarr_show_the_same_probability(server):
-    description = _get_json(f"{server}/api/map.json")
+    description = get_json(f"{server}/api/map.json")
     assert [layer["id"] for layer in description["layers"]] == ["cog", "zarr"]
     pictures = {}
     for layer in description["layers"]:
-        tilejson = _get_json(layer["tilejson"])
-        tile = _centre_tile(tilejson)
+        tilejson = get_json(layer["tilejson"])
+        tile = centre_tile(tilejson)
         for fmt, media_type in (("png", "image/png"), ("webp", "image/webp")):
-            content_type, body = _get(_tile_url(tilejson, *tile, fmt))
+            content_type, body = get(tile_url(tilejson, *tile, fmt))
             assert content_type == media_type
             rgba = np.asarray(Image.open(io.BytesIO(body)).convert("RGBA"), dtype=np.float32)
             assert (rgba[..., 3] > 0).mean() > 0.2, "the centre tile should be mostly data"
@@ -134,7 +81,7 @@ def test_tiles_of_cog_and_zarr_show_the_same_probability(server):
 def test_wmts_capabilities_name_a_layer_whose_tiles_load(server):
     """What QGIS does with the WMTS address: read the capabilities, pick a layer, get tiles."""
     for layer_id in ("cog", "zarr"):
-        _, body = _get(f"{server}/{layer_id}/WMTSCapabilities.xml")
+        _, body = get(f"{server}/{layer_id}/WMTSCapabilities.xml")
         root = ET.fromstring(body)
         layers = {layer.findtext(f"{OWS}Identifier"): layer for layer in root.iter(f"{WMTS}Layer")}
         name = f"lsmap_{layer_id}_WebMercatorQuad_probability"
@@ -146,7 +93,7 @@ def test_wmts_capabilities_name_a_layer_whose_tiles_load(server):
             .replace("{TileCol}", limits.findtext(f"{WMTS}MinTileCol"))
             .replace("{TileRow}", limits.findtext(f"{WMTS}MinTileRow"))
         )
-        content_type, tile = _get(url)
+        content_type, tile = get(url)
         assert content_type == "image/png"
         assert Image.open(io.BytesIO(tile)).size == (256, 256)
 
@@ -227,7 +174,7 @@ def test_opacity_slider_sets_the_probability_layer_opacity(viewer):
 
 def test_clicking_a_polygon_shows_its_attributes(viewer, server):
     page = viewer.page
-    features = _get_json(f"{server}/polygons.geojson")["features"]
+    features = get_json(f"{server}/polygons.geojson")["features"]
     assert features, "the map run should have found landslides"
     feature = features[0]
     point = shapely.geometry.shape(feature["geometry"]).representative_point()
@@ -256,3 +203,38 @@ def test_serve_refuses_an_unfinished_output(tmp_path, capsys):
     (out / "manifest.json").write_text(json.dumps({"status": "running"}))
     assert main(["serve", str(out)]) == 1
     assert f"{out} holds an unfinished map run" in capsys.readouterr().err
+
+
+def test_a_moved_and_an_uploaded_output_show_the_same_map(map_output, s3_bucket, tmp_path):
+    """A finished output folder is whole wherever it goes: moved to another directory or uploaded
+    to a bucket, lsmap serve, lsmap score and xarray read the same values from it."""
+    copy = tmp_path / "copy"
+    shutil.copytree(map_output, copy)
+    moved = tmp_path / "moved" / "map"
+    moved.parent.mkdir()
+    copy.rename(moved)  # the folder it was copied into is gone too
+    uploaded = f"s3://{s3_bucket}/maps/map"
+    for path in sorted(p for p in moved.rglob("*") if p.is_file()):
+        storage.upload_file(str(path), f"{uploaded}/{path.relative_to(moved)}")
+    truth = str(Path(map_output).parent / "region" / "truth.tif")
+
+    def seen(out: str) -> tuple:
+        with lsmap_serve(out) as base:
+            tiles = centre_tiles(base)
+            _, polygons = get(f"{base}/polygons.geojson")
+        values = open_probability(OutputLayout(out), decode=True).values
+        return values, score_map(out, truth), tiles, json.loads(polygons)
+
+    values, metrics, tiles, polygons = seen(map_output)
+    assert set(tiles) == {"cog", "zarr"} and polygons["features"]
+    for out in (str(moved), uploaded):
+        other_values, other_metrics, other_tiles, other_polygons = seen(out)
+        np.testing.assert_array_equal(other_values, values)
+        assert other_metrics == metrics
+        for layer, tile in tiles.items():
+            np.testing.assert_array_equal(_pixels(other_tiles[layer]), _pixels(tile))
+        assert other_polygons == polygons
+
+
+def _pixels(png: bytes) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(png)).convert("RGBA"))

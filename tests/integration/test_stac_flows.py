@@ -220,7 +220,8 @@ def test_map_from_stac_items_on_s3(events, trained_bundle, s3_bucket):
         progress=False,
     )
     assert manifest["run"]["rgb"] == f"{bucket}/items/rgb.tif"  # the item's asset, resolved
-    catalog = manifest["outputs"]["stac"]
+    outputs = OutputLayout(out).resolve(manifest["outputs"])
+    catalog = outputs["stac"]
 
     item = next(pystac.read_file(catalog, stac_io=stac.StorageStacIO()).get_items())
     assert sorted(item.assets) == [
@@ -236,7 +237,7 @@ def test_map_from_stac_items_on_s3(events, trained_bundle, s3_bucket):
     derived = sorted(link.title for link in item.links if link.rel == "derived_from")
     assert derived == ["dem", "rgb"]
     polygons = geopandas.read_parquet(
-        io.BytesIO(storage.read_bytes(manifest["outputs"]["polygons"]["geoparquet"]))
+        io.BytesIO(storage.read_bytes(outputs["polygons"]["geoparquet"]))
     )
     assert (polygons["source_id"] == "rgb").all() and polygons["status"].isna().all()
     assert polygons["model_version"].str.startswith("sha256:").all()

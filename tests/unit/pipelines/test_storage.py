@@ -16,6 +16,13 @@ def test_join_keeps_scheme_and_single_slashes():
     assert storage.join("out", "", "m.json") == "out/m.json"
 
 
+def test_absolute_fixes_relative_local_paths_against_the_working_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert storage.absolute("maps/region") == f"{tmp_path}/maps/region"
+    for uri in ("/data/rgb.tif", "s3://bucket/rgb.tif", "file:///data/rgb.tif", "https://x/i.json"):
+        assert storage.absolute(uri) == uri
+
+
 def test_is_remote_and_gdal_path():
     assert storage.is_remote("s3://bucket/key")
     assert not storage.is_remote("/data/x.tif")

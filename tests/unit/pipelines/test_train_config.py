@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import yaml
 
@@ -36,7 +38,8 @@ def test_flags_given_override_the_file_and_the_rest_comes_from_it(tmp_path):
 
     config = _from_command_line("--config", path, "--epochs", "7", "--out", "elsewhere")
 
-    assert (config.epochs, config.out) == (7, "elsewhere")  # flags win
+    # Flags win; the command line makes local paths absolute (Ray workers run elsewhere).
+    assert (config.epochs, config.out) == (7, os.path.abspath("elsewhere"))
     assert (config.lr, config.batch_size, config.gpu) == (3e-4, 8, True)  # file kept
     assert _from_command_line("--config", path, "--no-gpu").gpu is False
 
