@@ -18,7 +18,8 @@ test: lint
 # The tests that train or compare model outputs, run as other x86-64 CPUs run them: PyTorch's
 # kernels (ATen, oneDNN, MKL) capped at AVX2, then at SSE4 (no AVX at all), then native on one
 # thread. A test that passes only on the CPU it was written on fails here.
-CPU_TESTS ?= tests/unit/lsmodel tests/integration
+CPU_TESTS ?= tests/unit/lsmodel tests/unit/bench tests/unit/pipelines/test_mapping_predict.py \
+	tests/unit/pipelines/test_terrain_bundles.py tests/integration
 AVX2 := ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2
 SSE4 := ATEN_CPU_CAPABILITY=default ONEDNN_MAX_CPU_ISA=SSE41 MKL_ENABLE_INSTRUCTIONS=SSE4_2
 
