@@ -114,6 +114,11 @@ class BandSet:
     def __len__(self) -> int:
         return len(self.names)
 
+    @property
+    def needs_dem(self) -> bool:
+        """Whether any band comes from a DEM (elevation or a terrain band)."""
+        return len(self.names) > len(RGB_BANDS)
+
     def terrain_params(self) -> dict[str, float]:
         """The parameters that fix the terrain bands' values (empty without terrain bands)."""
         if not self.terrain:
@@ -155,17 +160,22 @@ class BandSet:
             hillshade_altitude=self.hillshade_altitude,
         )
 
-    def assemble(self, rgb: np.ndarray, dem: np.ndarray, derived: np.ndarray) -> np.ndarray:
+    def assemble(
+        self, rgb: np.ndarray, dem: np.ndarray | None, derived: np.ndarray | None
+    ) -> np.ndarray:
         """The model input in band order, ``float32 (len(self), H, W)``, from its parts on the
-        same ``H x W`` pixels: ``rgb (3, H, W)``, ``dem (H, W)`` and the :meth:`derive` bands."""
+        same ``H x W`` pixels: ``rgb (3, H, W)``, ``dem (H, W)`` and the :meth:`derive` bands
+        (``dem`` None when not :attr:`needs_dem`)."""
         parts = [np.asarray(rgb, np.float32)]
-        if len(self.names) > len(RGB_BANDS):
+        if self.needs_dem:
             parts.append(np.asarray(dem, np.float32)[None])
         if self.terrain:
             parts.append(np.asarray(derived, np.float32))
         return np.concatenate(parts)
 
-    def stack(self, rgb: np.ndarray, dem: np.ndarray, spacing: Grid | float) -> np.ndarray:
+    def stack(
+        self, rgb: np.ndarray, dem: np.ndarray | None, spacing: Grid | float | None
+    ) -> np.ndarray:
         """The model input of a self-contained RGB + DEM (e.g. a chip): no neighbours, so its
         terrain bands' outer :meth:`halo` pixels follow the terrain edge rule."""
         derived = self.derive(dem, spacing) if self.terrain else None

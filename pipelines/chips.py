@@ -5,7 +5,8 @@ Layout, as the Bijie landslide dataset is distributed (extra folders are ignored
     root/landslide/{image,dem,mask}/<name>.<png|tif|...>
     root/non-landslide/{image,dem}/<name>.<...>     (no mask: all background)
 
-Files pair by stem. Images are RGB (extra bands such as alpha are dropped), DEMs one band of any
+Files pair by stem. The ``dem`` folders are optional: chips without them (RGB and masks only, as
+many real inventories come) train models whose bands need no elevation (``red, green, blue``). Images are RGB (extra bands such as alpha are dropped), DEMs one band of any
 type (8/16-bit PNG, float TIFF) kept in their own units, masks 0/255, 0/1 or a colour on black:
 any non-zero pixel is landslide. Each chip becomes a (4, size, size) float32 stack (R, G, B,
 elevation) resized bilinearly (masks: nearest), then normalised per band with statistics of the
@@ -37,7 +38,7 @@ class ChipRecord:
 
     name: str
     image: Path
-    dem: Path
+    dem: Path | None  # None: the dataset has no DEM folder
     mask: Path | None
 
     @property
@@ -59,21 +60,26 @@ def _by_stem(folder: Path) -> dict[str, Path]:
 
 
 def scan_bijie(root: str | Path) -> list[ChipRecord]:
-    """All samples under a Bijie-layout ``root``, sorted by class then name."""
+    """All samples under a Bijie-layout ``root``, sorted by class then name.
+
+    A class with a ``dem`` folder needs a DEM for every image; a class without one has none
+    (``ChipRecord.dem`` is None), which only models of RGB bands can use (:func:`load_chip`).
+    """
     root = Path(root)
     if not root.is_dir():
         raise InputError(f"{root}: not a directory")
     records = []
     for cls in CLASSES:
         images = _by_stem(root / cls / "image")
-        dems = _by_stem(root / cls / "dem")
+        dem_dir = root / cls / "dem"
+        dems = _by_stem(dem_dir)
         masks = _by_stem(root / cls / "mask") if cls == "landslide" else {}
         for stem, image in images.items():
-            if stem not in dems:
-                raise InputError(f"{image}: no DEM named {stem}.* in {root / cls / 'dem'}")
+            if dem_dir.is_dir() and stem not in dems:
+                raise InputError(f"{image}: no DEM named {stem}.* in {dem_dir}")
             if cls == "landslide" and stem not in masks:
                 raise InputError(f"{image}: no mask named {stem}.* in {root / cls / 'mask'}")
-            records.append(ChipRecord(f"{cls}/{stem}", image, dems[stem], masks.get(stem)))
+            records.append(ChipRecord(f"{cls}/{stem}", image, dems.get(stem), masks.get(stem)))
     if not records:
         raise InputError(
             f"{root}: no chips found (expected landslide/image or non-landslide/image)"
@@ -166,7 +172,11 @@ def load_chip(
     image = _read(record.image)
     if image.shape[0] < 3:
         raise InputError(f"{record.image}: expected an RGB image, found {image.shape[0]} band(s)")
-    dem = _read(record.dem)
+    if record.dem is None and bands.needs_dem:
+        raise InputError(
+            f"{record.image}: no DEM (no {record.image.parent.parent / 'dem'} folder), but bands "
+            f"{', '.join(bands.names)} need elevation; add the DEMs or train on --bands rgb"
+        )
     if record.mask is None:
         mask = np.zeros(image.shape[1:], np.uint8)
     else:
@@ -181,7 +191,11 @@ def load_chip(
             )
     bilinear, nearest = Image.Resampling.BILINEAR, Image.Resampling.NEAREST
     rgb = np.stack([_resize(b.astype(np.float32), size, bilinear) for b in image[:3]])
-    elevation = _resize(dem[0].astype(np.float32), size, bilinear)
+    elevation = (
+        _resize(_read(record.dem)[0].astype(np.float32), size, bilinear)
+        if bands.needs_dem
+        else None
+    )
     return bands.stack(rgb, elevation, resolution_m), _resize(mask, size, nearest)
 
 

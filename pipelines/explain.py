@@ -11,6 +11,7 @@ import torch
 from lsmodel.bundle import ModelBundle
 from lsmodel.explain import grad_cam
 from pipelines import storage
+from pipelines.bands import BASE_BANDS, RGB_BANDS, BandSet
 from pipelines.chips import ChipRecord, load_chip
 from pipelines.evaluate import bundle_dataset
 
@@ -38,8 +39,8 @@ def render_panels(
 ) -> bytes:
     """One PNG: RGB, DEM, truth mask, predicted mask and the Grad-CAM heat map over the image.
 
-    ``stack`` is the raw (4, H, W) chip, ``truth`` its 0/1 mask, ``prob`` the landslide
-    probability and ``cam`` the heat map in [0, 1].
+    ``stack`` is the raw (4, H, W) chip (or (3, H, W): a chip without a DEM), ``truth`` its 0/1
+    mask, ``prob`` the landslide probability and ``cam`` the heat map in [0, 1].
     """
     from matplotlib.figure import Figure
 
@@ -47,8 +48,11 @@ def render_panels(
     figure = Figure(figsize=(3 * len(PANELS), 3.4), dpi=100)
     axes = figure.subplots(1, len(PANELS))
     axes[0].imshow(image)
-    dem = axes[1].imshow(stack[3], cmap="terrain")
-    figure.colorbar(dem, ax=axes[1], fraction=0.046, pad=0.02)
+    if len(stack) > 3:
+        dem = axes[1].imshow(stack[3], cmap="terrain")
+        figure.colorbar(dem, ax=axes[1], fraction=0.046, pad=0.02)
+    else:
+        axes[1].text(0.5, 0.5, "no DEM", ha="center", va="center", transform=axes[1].transAxes)
     axes[2].imshow(truth, cmap="gray", vmin=0, vmax=1)
     axes[3].imshow(prob >= threshold, cmap="gray", vmin=0, vmax=1)
     axes[4].imshow(image.mean(axis=2), cmap="gray")
@@ -92,7 +96,8 @@ def explain_chips(
         cams = grad_cam(model, x, layer=layer).numpy()
         for k, i in enumerate(batch):
             record = records[i]
-            stack, truth = load_chip(record, bundle.tile_size)
+            panels = BandSet(RGB_BANDS if record.dem is None else BASE_BANDS)
+            stack, truth = load_chip(record, bundle.tile_size, panels)
             iou = _iou(probs[k] >= bundle.threshold, truth > 0)
             title = record.name + ("" if iou is None else f"  (landslide IoU {iou:.2f})")
             png = render_panels(stack, truth, probs[k], cams[k], bundle.threshold, title)

@@ -249,11 +249,15 @@ def write_output_catalog(
 
 
 def _lineage(run: dict) -> str:
+    dem = (
+        f" and the DEM {storage.redact(run['dem'])} (warped onto the image's grid)"
+        if run.get("dem")
+        else ""
+    )
     return (
-        f"Landslide probability from the RGB image {storage.redact(run['rgb'])} and the DEM "
-        f"{storage.redact(run['dem'])} (warped onto the image's grid), by lsmap with the model "
-        f"bundle sha256:{run['model_sha256']}; polygons are connected pixels at or above the "
-        "model's threshold, merged across chunks."
+        f"Landslide probability from the RGB image {storage.redact(run['rgb'])}{dem}, by lsmap "
+        f"with the model bundle sha256:{run['model_sha256']}; polygons are connected pixels at "
+        "or above the model's threshold, merged across chunks."
     )
 
 

@@ -34,9 +34,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--dem",
-        required=True,
         type=storage.absolute,
-        help="DEM URI (or a STAC Item); any CRS and resolution covering the RGB",
+        help="DEM URI (or a STAC Item); any CRS and resolution covering the RGB. Needed unless "
+        "the model's bands are RGB only",
     )
     parser.add_argument(
         "--out",

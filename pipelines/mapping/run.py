@@ -1,4 +1,5 @@
 """``map_region``: RGB mosaic + DEM -> georeferenced landslide probability mosaic, with Ray Data.
+(RGB-only models need no DEM.)
 
 Stages, top to bottom: plan units -> read + warp + derive the bundle's terrain bands + stack +
 normalise (the DEM read reaches the bands' halo further; tasks, which Ray Data fuses into the
@@ -19,7 +20,7 @@ from tqdm import tqdm
 
 from lsmodel.bundle import ModelBundle
 from pipelines import stac, storage
-from pipelines.bands import BASE_BANDS, BandSet
+from pipelines.bands import BandSet
 from pipelines.bundles import load_bundle, resolve_bundle_uri
 from pipelines.errors import InputError, LsmapError, UnreadableInputError
 from pipelines.mapping import export, output
@@ -27,13 +28,12 @@ from pipelines.mapping.plan import PRECISIONS, MapPlan, TileLayout, output_grid
 from pipelines.mapping.stages import InferAndWriteUnits, MapSpec, read_unit
 from pipelines.raster import Grid, check_nodata_declared, open_mosaic
 from pipelines.ray_runtime import init_ray
-from pipelines.terrain import TERRAIN_BANDS
 
 
 def map_region(
     model: str,
     rgb: str,
-    dem: str,
+    dem: str | None,
     out: str,
     *,
     workers: int = 1,
@@ -61,6 +61,8 @@ def map_region(
 ) -> dict:
     """Map landslide probability over the RGB mosaic (or ``bbox`` of it) into ``out``.
 
+    ``dem`` may be None when the model's bands need no elevation (an RGB-only model).
+
     ``precision``: ``fp32``, ``bf16`` (autocast) or ``auto`` (bf16 on GPUs, fp32 on CPUs).
     Returns the run manifest. Reruns with the same inputs, model and parameters compute only the
     units that have no marker yet; a different run in ``out`` is refused unless ``overwrite``.
@@ -68,17 +70,27 @@ def map_region(
     started = time.perf_counter()
     precision = _precision(precision, gpus_per_worker)
     rgb, rgb_item = stac.resolve_raster(rgb, rgb_asset)
-    dem, dem_item = stac.resolve_raster(dem, dem_asset)
     bundle = load_bundle(model)
-    rgb_mosaic, dem_mosaic = open_mosaic(rgb), open_mosaic(dem)
-    declared = dem_mosaic if dem_nodata is None else dem_mosaic.rio.write_nodata(dem_nodata)
-    check_nodata_declared(declared, dem, "--dem-nodata")
-    bands = _check_inputs(bundle, rgb, rgb_mosaic, dem, dem_mosaic)
+    bands = _band_set(bundle)
+    rgb_mosaic = open_mosaic(rgb)
+    _check_rgb(rgb, rgb_mosaic)
+    if not bands.needs_dem:  # an RGB-only model: a DEM given is not read
+        dem = dem_item = dem_mosaic = None
+    elif dem is None:
+        raise InputError(
+            f"the model's bands {', '.join(bands.names)} need elevation: give a DEM (--dem)"
+        )
+    else:
+        dem, dem_item = stac.resolve_raster(dem, dem_asset)
+        dem_mosaic = open_mosaic(dem)
+        declared = dem_mosaic if dem_nodata is None else dem_mosaic.rio.write_nodata(dem_nodata)
+        check_nodata_declared(declared, dem, "--dem-nodata")
+        _check_dem(dem, dem_mosaic)
     source = Grid.from_dataarray(rgb_mosaic)
     grid = output_grid(
         source, bundle.resolution_m if resample_to_model else None, bbox=bbox, bbox_crs=bbox_crs
     )
-    dem_coverage = _dem_coverage(grid, dem, dem_mosaic)
+    dem_coverage = _dem_coverage(grid, dem, dem_mosaic) if dem else None
     layout = TileLayout(
         bundle.tile_size, bundle.tile_size // 2 if overlap is None else overlap, blend
     )
@@ -124,15 +136,15 @@ def map_region(
             "precision": precision,
         },
         "units": {"total": len(plan), "already_done": len(done), "to_compute": len(todo)},
-        "dem_coverage": round(dem_coverage, 4),
+        "dem_coverage": None if dem_coverage is None else round(dem_coverage, 4),
     }
     output.write_manifest(spec.layout, manifest)
     stats = _execute(spec, todo, workers, cpus_per_worker, gpus_per_worker, progress)
     if not done and all(s["valid_pixels"] == 0 for s in stats):
         raise InputError(
-            f"no valid input anywhere in the area to map: {storage.redact(rgb)} and "
-            f"{storage.redact(dem)} are nodata everywhere they overlap; the output stays "
-            "marked incomplete"
+            f"no valid input anywhere in the area to map: {storage.redact(rgb)}"
+            + (f" and {storage.redact(dem)} are" if dem else " is")
+            + " nodata everywhere they overlap; the output stays marked incomplete"
         )
 
     outputs = {"probability": spec.layout.zarr}
@@ -164,17 +176,18 @@ def map_region(
     return manifest
 
 
-def _check_inputs(bundle: ModelBundle, rgb_uri: str, rgb, dem_uri: str, dem) -> BandSet:
-    """Refuse inputs the model would silently misread; the bundle's bands, to build per unit."""
-    if tuple(bundle.bands[: len(BASE_BANDS)]) != BASE_BANDS:
-        raise InputError(
-            f"model bundle expects bands {bundle.bands}; the mapper provides "
-            f"{', '.join(BASE_BANDS)} followed by terrain bands ({', '.join(TERRAIN_BANDS)})"
-        )
+def _band_set(bundle: ModelBundle) -> BandSet:
+    """The bundle's bands, to build per unit; refused when the mapper cannot build them."""
     try:
-        bands = BandSet.from_record(bundle.bands, bundle.terrain)
+        return BandSet.from_record(bundle.bands, bundle.terrain)
     except InputError as err:
-        raise InputError(f"model bundle expects bands the mapper cannot build: {err}") from err
+        raise InputError(
+            f"model bundle expects bands {bundle.bands}, which the mapper cannot build: {err}"
+        ) from err
+
+
+def _check_rgb(rgb_uri: str, rgb) -> None:
+    """Refuse RGB the model would silently misread."""
     name = storage.redact(rgb_uri)
     if rgb.sizes["band"] != 3:
         raise InputError(f"{name}: expected an RGB mosaic with 3 bands, found {rgb.sizes['band']}")
@@ -184,11 +197,13 @@ def _check_inputs(bundle: ModelBundle, rgb_uri: str, rgb, dem_uri: str, dem) -> 
             "8-bit first (e.g. gdal_translate -ot Byte -scale MIN MAX 0 255) so values mean what "
             "the model learned"
         )
+
+
+def _check_dem(dem_uri: str, dem) -> None:
     if dem.sizes["band"] != 1:
         raise InputError(
             f"{storage.redact(dem_uri)}: expected a single-band DEM, found {dem.sizes['band']} bands"
         )
-    return bands
 
 
 def dem_box(grid: Grid, dem) -> tuple[int, int, int, int]:

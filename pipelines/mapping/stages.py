@@ -27,7 +27,7 @@ class MapSpec:
     """Everything a stage needs, shipped once to every worker (small: URIs, numbers, the plan)."""
 
     rgb: str
-    dem: str
+    dem: str | None  # None: the model's bands need no elevation
     model: str
     out: str
     plan: MapPlan
@@ -81,8 +81,8 @@ def _read(uri: str, grid: Grid, unit: Unit, nodata: float | None = None) -> np.n
 
 
 def read_unit(row: dict[str, Any], spec: MapSpec) -> dict[str, Any]:
-    """Read a unit's window plus halo from the RGB, warp the DEM onto it, derive the terrain
-    bands, stack the bundle's bands in order and normalise.
+    """Read a unit's window plus halo from the RGB, warp the DEM onto it (when the bundle's
+    bands need it), derive the terrain bands, stack the bundle's bands in order and normalise.
 
     An unreadable input is reported in the row, not raised (Ray would wrap the exception beyond
     recognition): the driver fails naming the file, or, when the user tolerates read errors, the
@@ -94,7 +94,7 @@ def read_unit(row: dict[str, Any], spec: MapSpec) -> dict[str, Any]:
     error = ""
     try:
         rgb = _read(spec.rgb, grid, unit)
-        dem, derived = read_dem(spec, unit, spec.halo)
+        dem, derived = read_dem(spec, unit, spec.halo) if spec.bands.needs_dem else (None, None)
         stack = spec.bands.assemble(rgb, dem, derived)
     except _Unreadable as err:
         error = str(err)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipelines.bands import BASE_BANDS, BandSet
+from pipelines.bands import BASE_BANDS, RGB_BANDS, BandSet
 from pipelines.chips import ChipRecord, band_stats, load_chip, scan_bijie, split_records
 from pipelines.errors import InputError
 from pipelines.training.config import TrainConfig
@@ -50,9 +50,11 @@ class TrainingStats:
             raise InputError("the training split is empty: add chips or raise its fraction")
         bands = bands if bands is not None else BandSet()
         mean, std = band_stats(records, size, bands, resolution_m)
-        # Chips without a mask are all background: only landslide chips need reading.
+        # Chips without a mask are all background: only landslide chips need reading, and of
+        # them only image and mask (RGB bands read no DEM).
+        rgb = BandSet(RGB_BANDS)
         positives = sum(
-            int(np.count_nonzero(load_chip(r, size)[1])) for r in records if r.landslide
+            int(np.count_nonzero(load_chip(r, size, rgb)[1])) for r in records if r.landslide
         )
         fraction = positives / (len(records) * size * size)
         return cls([float(m) for m in mean], [float(s) for s in std], fraction, bands.names)

@@ -93,13 +93,20 @@ def test_dem_elsewhere_is_refused(region, model, tmp_path):
 
 
 def test_bundle_with_other_bands_is_refused(region, tmp_path):
-    net = build_model("unet", in_channels=3, base_width=4, depth=3, dropout=0.0)
+    net = build_model("unet", in_channels=4, base_width=4, depth=3, dropout=0.0)
+    bands = ["red", "green", "blue", "nir"]
     bundle = ModelBundle.from_model(
-        net, bands=["red", "green", "blue"], tile_size=32, norm_mean=[1.0] * 3, norm_std=[1.0] * 3
+        net, bands=bands, tile_size=32, norm_mean=[1.0] * 4, norm_std=[1.0] * 4
     )
-    rgb_only = save_bundle(bundle, str(tmp_path / "rgb_only"))
-    with pytest.raises(InputError, match="expects bands"):
-        _map(rgb_only, region / "rgb.tif", region / "dem.tif", tmp_path / "out")
+    other = save_bundle(bundle, str(tmp_path / "nir"))
+    with pytest.raises(InputError, match="expects bands .*nir.*cannot build"):
+        _map(other, region / "rgb.tif", region / "dem.tif", tmp_path / "out")
+
+
+def test_a_model_of_elevation_needs_a_dem(region, model, tmp_path):
+    with pytest.raises(InputError, match="need elevation: give a DEM"):
+        map_region(model, str(region / "rgb.tif"), None, str(tmp_path / "out"), progress=False)
+    assert not (tmp_path / "out").exists()
 
 
 def test_cli_prints_the_error_and_exits_non_zero(region, model, tmp_path, capsys):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -225,6 +226,18 @@ def test_missing_dem_names_the_image(bijie: Path) -> None:
     (bijie / "non-landslide" / "dem" / "no004.png").unlink()
     with pytest.raises(InputError, match=r"no004\.png: no DEM"):
         scan_bijie(bijie)
+
+
+def test_chips_without_dem_folders_train_rgb_models_only(bijie: Path) -> None:
+    """Real inventories often come as images and masks alone."""
+    for cls in ("landslide", "non-landslide"):
+        shutil.rmtree(bijie / cls / "dem")
+    records = scan_bijie(bijie)
+    assert records and all(record.dem is None for record in records)
+    stack, _ = load_chip(records[0], SIZE, BandSet(RGB_BANDS))
+    assert stack.shape == (3, SIZE, SIZE)
+    with pytest.raises(InputError, match=r"no DEM .* need elevation; .* --bands rgb"):
+        load_chip(records[0], SIZE)
 
 
 def test_missing_mask_names_the_image(bijie: Path) -> None:
