@@ -7,11 +7,29 @@ import importlib
 import pkgutil
 import sys
 
+from pipelines import storage
 from pipelines.errors import LsmapError
 
 # Every module in this package is one subcommand and defines ``register(subparsers)``, which adds
 # its parser and sets ``func``. Heavy imports (torch, ray) happen inside the commands so that
 # ``lsmap --help`` stays fast.
+
+
+def add_model_argument(parser: argparse.ArgumentParser) -> None:
+    """``--model``, as every command that applies a model reads it."""
+    parser.add_argument(
+        "--model",
+        required=True,
+        type=storage.absolute,
+        help="model bundle, or the run directory of `lsmap train`",
+    )
+
+
+def add_chips_argument(parser: argparse.ArgumentParser) -> None:
+    """``--data``, a chip directory, as the commands that score or explain chips read it."""
+    parser.add_argument(
+        "--data", required=True, type=storage.absolute, help="chip directory in the Bijie layout"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:

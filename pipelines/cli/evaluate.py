@@ -6,6 +6,7 @@ import argparse
 import json
 
 from pipelines import storage
+from pipelines.cli import add_chips_argument, add_model_argument
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -18,15 +19,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "run did (its seed and fractions travel in the bundle); --split all scores every chip."
         ),
     )
-    parser.add_argument(
-        "--model",
-        required=True,
-        type=storage.absolute,
-        help="model bundle, or the run directory of `lsmap train`",
-    )
-    parser.add_argument(
-        "--data", required=True, type=storage.absolute, help="chip directory in the Bijie layout"
-    )
+    add_model_argument(parser)
+    add_chips_argument(parser)
     parser.add_argument(
         "--split",
         default="test",
@@ -41,7 +35,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pipelines import storage
     from pipelines.bundles import load_bundle, resolve_bundle_uri
     from pipelines.evaluate import evaluate_bundle, format_table
     from pipelines.training.outputs import json_ready

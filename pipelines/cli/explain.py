@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from pipelines import storage
+from pipelines.cli import add_chips_argument, add_model_argument
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -17,15 +18,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "Grad-CAM heat map of the landslide prediction."
         ),
     )
-    parser.add_argument(
-        "--model",
-        required=True,
-        type=storage.absolute,
-        help="model bundle, or the run directory of `lsmap train`",
-    )
-    parser.add_argument(
-        "--data", required=True, type=storage.absolute, help="chip directory in the Bijie layout"
-    )
+    add_model_argument(parser)
+    add_chips_argument(parser)
     parser.add_argument(
         "--out", required=True, type=storage.absolute, help="output directory URI for the PNGs"
     )

@@ -6,6 +6,7 @@ import argparse
 import json
 
 from pipelines import storage
+from pipelines.cli import add_model_argument
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -20,12 +21,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "Reruns resume: only units without a marker are computed."
         ),
     )
-    parser.add_argument(
-        "--model",
-        required=True,
-        type=storage.absolute,
-        help="model bundle, or the run directory of `lsmap train`",
-    )
+    add_model_argument(parser)
     parser.add_argument(
         "--rgb",
         required=True,
