@@ -72,7 +72,9 @@ def s3_bucket(s3_endpoint, request):
 
 @pytest.fixture(scope="session")
 def ray_cluster(s3_endpoint):
-    """One local Ray cluster (2 CPUs) for the whole session.
+    """One local Ray cluster (2 CPUs) for the whole session, always a new one of its own
+    (``address="local"``): a Ray head the user has running on this machine is neither joined nor
+    disturbed.
 
     It starts after the S3 endpoint so that its workers inherit the endpoint's environment, as
     workers of a real cluster inherit their node's.
@@ -80,6 +82,6 @@ def ray_cluster(s3_endpoint):
     import ray
 
     if not ray.is_initialized():
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield ray
     ray.shutdown()
