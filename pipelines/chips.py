@@ -6,7 +6,8 @@ Layout, as the Bijie landslide dataset is distributed (extra folders are ignored
     root/non-landslide/{image,dem}/<name>.<...>     (no mask: all background)
 
 Files pair by stem. The ``dem`` folders are optional: chips without them (RGB and masks only, as
-many real inventories come) train models whose bands need no elevation (``red, green, blue``). Images are RGB (extra bands such as alpha are dropped), DEMs one band of any
+many real inventories come) train models whose bands need no elevation (``red, green, blue``).
+Images are RGB (extra bands such as alpha are dropped), DEMs one band of any
 type (8/16-bit PNG, float TIFF) kept in their own units, masks 0/255, 0/1 or a colour on black:
 any non-zero pixel is landslide. Each chip becomes a (4, size, size) float32 stack (R, G, B,
 elevation) resized bilinearly (masks: nearest), then normalised per band with statistics of the

@@ -141,10 +141,14 @@ def map_region(
     output.write_manifest(spec.layout, manifest)
     stats = _execute(spec, todo, workers, cpus_per_worker, gpus_per_worker, progress)
     if not done and all(s["valid_pixels"] == 0 for s in stats):
+        inputs = (
+            f"{storage.redact(rgb)} and {storage.redact(dem)} are nodata everywhere they overlap"
+        )
+        if dem is None:
+            inputs = f"{storage.redact(rgb)} is nodata everywhere in it"
         raise InputError(
-            f"no valid input anywhere in the area to map: {storage.redact(rgb)}"
-            + (f" and {storage.redact(dem)} are" if dem else " is")
-            + " nodata everywhere they overlap; the output stays marked incomplete"
+            f"no valid input anywhere in the area to map: {inputs}; the output stays marked "
+            "incomplete"
         )
 
     outputs = {"probability": spec.layout.zarr}
