@@ -85,7 +85,8 @@ class OutputLayout:
         is that former root, and every entry is taken relative to it.
         """
         recorded = outputs.get("probability", "")
-        former_root = recorded[: -len("probability.zarr")] if recorded.endswith(".zarr") else ""
+        name = "probability.zarr"
+        former_root = recorded[: -len(name)] if recorded.endswith(name) else ""
 
         def resolve(value: Any) -> Any:
             if isinstance(value, dict):
