@@ -57,8 +57,7 @@ def main() -> None:
     ray_up = time.time()
     manifest = map_region(
         args.model,
-        args.rgb,
-        args.dem,
+        {"image": args.rgb, "dem": args.dem},
         args.out,
         workers=args.workers,
         batch_size=args.batch_size,

@@ -55,7 +55,9 @@ class ModelBundle:
     ``threshold`` counts as landslide. ``metrics`` holds validation results (JSON values).
     ``terrain`` holds the numeric parameters of bands derived from the DEM (e.g. a window radius
     in metres), so that whoever applies the model derives them as training did; empty when no
-    band needs any. Bundles written before it existed read as empty.
+    band needs any. Bundles written before it existed read as empty. ``layers`` holds the input
+    layers that give those bands (name, kind and parameters, as JSON objects: see
+    ``pipelines.layers``); empty in bundles whose bands are a plain band list.
     """
 
     arch: str
@@ -69,6 +71,7 @@ class ModelBundle:
     threshold: float = 0.5
     metrics: dict[str, Any] = field(default_factory=dict)
     terrain: dict[str, float] = field(default_factory=dict)
+    layers: list[dict[str, Any]] = field(default_factory=list)
     format_version: int = FORMAT_VERSION
 
     def __post_init__(self) -> None:
@@ -118,6 +121,10 @@ class ModelBundle:
             problems.append(f"terrain {self.terrain!r} must map names to finite numbers")
         if len(set(self.bands)) != len(self.bands):
             problems.append(f"bands {self.bands} name a band more than once")
+        if not isinstance(self.layers, list) or not all(
+            isinstance(layer, dict) and isinstance(layer.get("name"), str) for layer in self.layers
+        ):
+            problems.append(f"layers {self.layers!r} must be a list of objects with a name")
         if problems:
             raise BundleError("invalid model bundle: " + "; ".join(problems))
 
@@ -224,7 +231,10 @@ _FIELD_TYPES: dict[str, tuple[type, ...]] = {
     "metrics": (dict,),
 }
 # Fields added after format 1 was first written: absent from older bundles, given their default.
-_OPTIONAL_FIELDS: dict[str, tuple[tuple[type, ...], Any]] = {"terrain": ((dict,), {})}
+_OPTIONAL_FIELDS: dict[str, tuple[tuple[type, ...], Any]] = {
+    "terrain": ((dict,), {}),
+    "layers": ((list,), []),
+}
 
 
 def _parse_config(config: Any) -> dict[str, Any]:

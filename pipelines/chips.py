@@ -1,32 +1,36 @@
 """Chip datasets in the Bijie layout: pairing, resizing, RGB + DEM early fusion, normalisation.
 
-Layout, as the Bijie landslide dataset is distributed (extra folders are ignored)::
+Layout, as the Bijie landslide dataset is distributed, plus a folder per extra input layer::
 
-    root/landslide/{image,dem,mask}/<name>.<png|tif|...>
-    root/non-landslide/{image,dem}/<name>.<...>     (no mask: all background)
+    root/landslide/{image,dem,mask,<layer>...}/<name>.<png|tif|...>
+    root/non-landslide/{image,dem,<layer>...}/<name>.<...>     (no mask: all background)
 
-Files pair by stem. The ``dem`` folders are optional: chips without them (RGB and masks only, as
-many real inventories come) train models whose bands need no elevation (``red, green, blue``).
-Images are RGB (extra bands such as alpha are dropped), DEMs one band of any
-type (8/16-bit PNG, float TIFF) kept in their own units, masks 0/255, 0/1 or a colour on black:
-any non-zero pixel is landslide. Each chip becomes a (4, size, size) float32 stack (R, G, B,
-elevation) resized bilinearly (masks: nearest), then normalised per band with statistics of the
-training split only (:func:`band_stats`, :func:`normalize`).
+Files pair by stem with the ``image`` folder, which lists the samples. A model's layers
+(:mod:`pipelines.layers`) read the folder of their name: ``image`` (imagery), ``dem``
+(elevation), ``lithology`` (a categorical layer so named), ... A folder that exists must hold a
+file for every image; folders no layer reads are ignored, so chips without ``dem`` (RGB and
+masks only, as many real inventories come) train models that need no elevation. The RGB
+``image`` layer drops extra bands such as alpha; DEMs are one band of any type (8/16-bit PNG,
+float TIFF) kept in their own units; masks 0/255, 0/1 or a colour on black: any non-zero pixel is
+landslide. Each chip becomes a ``(bands, size, size)`` float32 stack, every file resized to
+``size`` (bilinear; categorical layers and masks nearest), then normalised per band with
+statistics of the training split only (:func:`band_stats`, :func:`normalize`).
 """
 
 from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
 
-from pipelines.bands import BASE_BANDS, BandSet
+from pipelines.bands import BASE_BANDS
 from pipelines.errors import InputError
+from pipelines.layers import ImageryLayer, LayerStack, stack_from_bands
 
 CLASSES = ("landslide", "non-landslide")
 SPLITS = ("train", "val", "test")
@@ -35,16 +39,43 @@ BAND_NAMES = BASE_BANDS
 
 @dataclass(frozen=True)
 class ChipRecord:
-    """One sample: its files and whether it is a landslide chip (non-landslide: no mask)."""
+    """One sample: its files by folder (``image``, ``dem``, other layers) and whether it is a
+    landslide chip (non-landslide: no mask)."""
 
     name: str
     image: Path
-    dem: Path | None  # None: the dataset has no DEM folder
     mask: Path | None
+    layers: dict[str, Path] = field(default_factory=dict, compare=False)
 
     @property
     def landslide(self) -> bool:
         return self.mask is not None
+
+    @property
+    def dem(self) -> Path | None:
+        """The chip's DEM file; None when its class has no ``dem`` folder."""
+        return self.layers.get("dem")
+
+    def file(self, layer: str) -> Path:
+        """The chip's file for ``layer`` (its folder's name); refuses a missing folder."""
+        if layer == "image":
+            return self.image
+        if layer not in self.layers:
+            folder = self.image.parent.parent / layer
+            if folder.is_dir():
+                raise InputError(
+                    f"{self.image}: no {layer!r} file named {Path(self.image).stem}.* in {folder}"
+                )
+            if layer == "dem":
+                raise InputError(
+                    f"{self.image}: no DEM (no {folder} folder), but the model's bands need "
+                    "elevation; add the DEMs or train on --bands rgb"
+                )
+            raise InputError(
+                f"{self.image}: no {folder} folder, but the model reads layer {layer!r} from it; "
+                "add the folder or train on other layers"
+            )
+        return self.layers[layer]
 
 
 def _by_stem(folder: Path) -> dict[str, Path]:
@@ -63,8 +94,9 @@ def _by_stem(folder: Path) -> dict[str, Path]:
 def scan_bijie(root: str | Path) -> list[ChipRecord]:
     """All samples under a Bijie-layout ``root``, sorted by class then name.
 
-    A class with a ``dem`` folder needs a DEM for every image; a class without one has none
-    (``ChipRecord.dem`` is None), which only models of RGB bands can use (:func:`load_chip`).
+    Every other folder of a class is a layer folder, read only by models with a layer of its
+    name (:func:`load_chip` refuses a chip without the file). A ``dem`` folder, read by most
+    models, must hold a DEM for every image.
     """
     root = Path(root)
     if not root.is_dir():
@@ -72,15 +104,24 @@ def scan_bijie(root: str | Path) -> list[ChipRecord]:
     records = []
     for cls in CLASSES:
         images = _by_stem(root / cls / "image")
-        dem_dir = root / cls / "dem"
-        dems = _by_stem(dem_dir)
+        folders = (
+            sorted(
+                p
+                for p in (root / cls).iterdir()
+                if p.is_dir() and p.name not in ("image", "mask") and not p.name.startswith(".")
+            )
+            if images
+            else []
+        )
+        layers = {folder.name: _by_stem(folder) for folder in folders}
         masks = _by_stem(root / cls / "mask") if cls == "landslide" else {}
         for stem, image in images.items():
-            if dem_dir.is_dir() and stem not in dems:
-                raise InputError(f"{image}: no DEM named {stem}.* in {dem_dir}")
+            if "dem" in layers and stem not in layers["dem"]:
+                raise InputError(f"{image}: no DEM named {stem}.* in {root / cls / 'dem'}")
             if cls == "landslide" and stem not in masks:
                 raise InputError(f"{image}: no mask named {stem}.* in {root / cls / 'mask'}")
-            records.append(ChipRecord(f"{cls}/{stem}", image, dems.get(stem), masks.get(stem)))
+            files = {name: by_stem[stem] for name, by_stem in layers.items() if stem in by_stem}
+            records.append(ChipRecord(f"{cls}/{stem}", image, masks.get(stem), files))
     if not records:
         raise InputError(
             f"{root}: no chips found (expected landslide/image or non-landslide/image)"
@@ -153,78 +194,122 @@ def _resize(band: np.ndarray, size: int, resample: Image.Resampling) -> np.ndarr
     return np.asarray(Image.fromarray(band).resize((size, size), resample))
 
 
+def load_mask(record: ChipRecord, size: int) -> np.ndarray:
+    """The chip's 0/1 landslide mask at ``size`` (all 0 for a chip without a mask)."""
+    if record.mask is None:
+        return np.zeros((size, size), np.uint8)
+    labels = _read(record.mask)
+    # Colour masks: any non-zero colour channel; an alpha band says nothing about the class.
+    labels = labels[:3] if labels.shape[0] >= 3 else labels[:1]
+    mask = (labels != 0).any(axis=0).astype(np.uint8)
+    return _resize(mask, size, Image.Resampling.NEAREST)
+
+
+def _layer_bands(layer, data: np.ndarray, path: Path) -> np.ndarray:
+    """The bands of a chip file that ``layer`` reads; refuses a file it would misread."""
+    if not isinstance(layer, ImageryLayer):
+        return data[:1]
+    if str(data.dtype) != layer.dtype:
+        raise InputError(
+            f"{path} (layer {layer.name!r}): the image is {data.dtype}, but the layer declares "
+            f"{layer.dtype}; declare its dtype (and scale) in the layer"
+        )
+    if layer.pick is None:
+        if data.shape[0] < len(layer.bands):
+            raise InputError(
+                f"{path}: expected an image with {len(layer.bands)} bands "
+                f"({', '.join(layer.bands)}), found {data.shape[0]}"
+            )
+        return data[: len(layer.bands)]  # extra bands, such as alpha, are not the layer's
+    if not all(isinstance(p, int) and p <= data.shape[0] for p in layer.pick):
+        raise InputError(
+            f"{path} (layer {layer.name!r}): picks bands {list(layer.pick)}, but the chip has "
+            f"{data.shape[0]} band(s) (chips pick bands by 1-based index)"
+        )
+    return data[[p - 1 for p in layer.pick]]
+
+
 def load_chip(
     record: ChipRecord,
     size: int,
-    bands: BandSet | None = None,
+    layers: LayerStack | None = None,
     resolution_m: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The chip's ``(len(bands), size, size)`` float32 stack in raw units and its 0/1 mask.
+    """The chip's ``(len(layers), size, size)`` float32 stack in raw units and its 0/1 mask.
 
-    ``bands`` defaults to R, G, B, elevation. Terrain bands need ``resolution_m``, the ground
+    ``layers`` defaults to R, G, B, elevation. Terrain bands need ``resolution_m``, the ground
     size in metres of a pixel of the resized chip.
     """
-    bands = bands if bands is not None else BandSet()
-    if bands.terrain and resolution_m is None:
-        raise InputError(
-            f"terrain bands {', '.join(bands.terrain)} need the chips' ground resolution: give "
-            "resolution_m (metres per pixel at the training size; 1 for `lsmap synth chips`)"
+    layers = layers if layers is not None else stack_from_bands(BASE_BANDS)
+    encoded: dict[str, np.ndarray] = {}
+    shape = None
+    for layer in layers.files:
+        path = record.file(layer.name)
+        data = _layer_bands(layer, _read(path), path)
+        shape = shape or (path, data.shape[1:])
+        resample = (
+            Image.Resampling.NEAREST if layer.resampling == "nearest" else Image.Resampling.BILINEAR
         )
-    image = _read(record.image)
-    if image.shape[0] < 3:
-        raise InputError(f"{record.image}: expected an RGB image, found {image.shape[0]} band(s)")
-    if record.dem is None and bands.needs_dem:
-        raise InputError(
-            f"{record.image}: no DEM (no {record.image.parent.parent / 'dem'} folder), but bands "
-            f"{', '.join(bands.names)} need elevation; add the DEMs or train on --bands rgb"
-        )
-    if record.mask is None:
-        mask = np.zeros(image.shape[1:], np.uint8)
-    else:
-        labels = _read(record.mask)
-        # Colour masks: any non-zero colour channel; an alpha band says nothing about the class.
-        labels = labels[:3] if labels.shape[0] >= 3 else labels[:1]
-        mask = (labels != 0).any(axis=0).astype(np.uint8)
-        if mask.shape != image.shape[1:]:
+        resized = np.stack([_resize(band.astype(np.float32), size, resample) for band in data])
+        encoded[layer.name] = layer.encode(resized, resolution_m, str(path))
+    if record.mask is not None:
+        first, (height, width) = shape
+        mask_shape = _read(record.mask).shape[1:]
+        if mask_shape != (height, width):
             raise InputError(
-                f"{record.mask}: mask is {mask.shape[1]}x{mask.shape[0]} px but its image "
-                f"{record.image} is {image.shape[2]}x{image.shape[1]} px"
+                f"{record.mask}: mask is {mask_shape[1]}x{mask_shape[0]} px but its "
+                f"{first.parent.name} file {first} is {width}x{height} px"
             )
-    bilinear, nearest = Image.Resampling.BILINEAR, Image.Resampling.NEAREST
-    rgb = np.stack([_resize(b.astype(np.float32), size, bilinear) for b in image[:3]])
-    elevation = (
-        _resize(_read(record.dem)[0].astype(np.float32), size, bilinear)
-        if bands.needs_dem
-        else None
-    )
-    return bands.stack(rgb, elevation, resolution_m), _resize(mask, size, nearest)
+    return layers.encode(encoded, resolution_m), load_mask(record, size)
+
+
+def category_codes(records: Sequence[ChipRecord], layer: str) -> tuple[int, ...]:
+    """The integer codes found in the ``layer`` files of ``records``, sorted."""
+    codes: set[int] = set()
+    for record in records:
+        path = record.file(layer)
+        data = _read(path)[0]
+        if not np.issubdtype(data.dtype, np.integer):
+            raise InputError(
+                f"{path} (layer {layer!r}): class codes must be integers, found {data.dtype}"
+            )
+        codes.update(int(c) for c in np.unique(data))
+    return tuple(sorted(codes))
 
 
 def band_stats(
     records: Sequence[ChipRecord],
     size: int,
-    bands: BandSet | None = None,
+    layers: LayerStack | None = None,
     resolution_m: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per-band mean and standard deviation (float64, raw units) over ``records`` at ``size``.
 
-    ``bands`` and ``resolution_m`` as in :func:`load_chip`: terrain bands included.
+    ``layers`` and ``resolution_m`` as in :func:`load_chip`: terrain bands included; pixels a
+    layer has no data for (NaN) are left out of its bands' statistics.
     """
     if not records:
         raise InputError("cannot compute band statistics of an empty set of chips")
-    shift = total = squares = None
-    count = 0
+    shift = total = squares = count = None
     for record in records:
-        stack = load_chip(record, size, bands, resolution_m)[0].astype(np.float64)
+        stack = load_chip(record, size, layers, resolution_m)[0].astype(np.float64)
         stack = stack.reshape(stack.shape[0], -1)
         if shift is None:
             # Sums about a first guess of the mean keep the variance exact for DEMs in metres.
-            shift = stack.mean(axis=1)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # a band all NaN in this chip
+                shift = np.nan_to_num(np.nanmean(stack, axis=1))
             total, squares = np.zeros_like(shift), np.zeros_like(shift)
+            count = np.zeros_like(shift)
         centred = stack - shift[:, None]
-        total += centred.sum(axis=1)
-        squares += (centred * centred).sum(axis=1)
-        count += stack.shape[1]
+        total += np.nansum(centred, axis=1)
+        squares += np.nansum(centred * centred, axis=1)
+        count += np.isfinite(stack).sum(axis=1)
+    if not count.all():
+        empty = (
+            [name for name, n in zip(layers.names, count, strict=True) if not n] if layers else []
+        )
+        raise InputError(f"band(s) {empty} have no data in any training chip")
     mean = total / count
     std = np.sqrt(np.maximum(squares / count - mean * mean, 0.0))
     return shift + mean, np.where(std > 0, std, 1.0)
@@ -245,10 +330,10 @@ def normalize(stack: np.ndarray, mean: Sequence[float], std: Sequence[float]) ->
 class ChipDataset(torch.utils.data.Dataset):
     """Normalised chips as ``(x (C, H, W), y (1, H, W))`` float32 tensors.
 
-    ``bands`` is a :class:`~pipelines.bands.BandSet` or a list of band names (default R, G, B,
+    ``layers`` is a :class:`~pipelines.layers.LayerStack` or a band list (default R, G, B,
     elevation; ``red, green, blue`` is the RGB-only ablation); ``mean``/``std`` are the training
-    statistics of exactly those bands (:func:`band_stats`). ``resolution_m`` as in
-    :func:`load_chip`.
+    statistics of exactly its bands (:func:`band_stats`). ``resolution_m`` as in
+    :func:`load_chip`. Pixels without data read as the training mean, as in mapping.
     """
 
     def __init__(
@@ -257,21 +342,16 @@ class ChipDataset(torch.utils.data.Dataset):
         size: int,
         mean: Sequence[float],
         std: Sequence[float],
-        bands: BandSet | Sequence[str] = BASE_BANDS,
+        layers: LayerStack | Sequence[str] = BASE_BANDS,
         resolution_m: float | None = None,
     ) -> None:
-        self.bands = bands if isinstance(bands, BandSet) else BandSet(tuple(bands))
+        self.layers = layers if isinstance(layers, LayerStack) else stack_from_bands(layers)
         self.mean = np.asarray(mean, np.float64)
         self.std = np.asarray(std, np.float64)
-        if not self.mean.size == self.std.size == len(self.bands):
+        if not self.mean.size == self.std.size == len(self.layers):
             raise ValueError(
                 f"{self.mean.size} means and {self.std.size} standard deviations for "
-                f"{len(self.bands)} bands {list(self.bands.names)}"
-            )
-        if self.bands.terrain and resolution_m is None:
-            raise InputError(
-                f"terrain bands {', '.join(self.bands.terrain)} need the chips' ground "
-                "resolution (resolution_m)"
+                f"{len(self.layers)} bands {list(self.layers.names)}"
             )
         self.records = list(records)
         self.size = size
@@ -281,6 +361,7 @@ class ChipDataset(torch.utils.data.Dataset):
         return len(self.records)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        stack, mask = load_chip(self.records[index], self.size, self.bands, self.resolution_m)
+        stack, mask = load_chip(self.records[index], self.size, self.layers, self.resolution_m)
         x = normalize(stack, self.mean, self.std)
+        x[~np.isfinite(x)] = 0.0
         return torch.from_numpy(x), torch.from_numpy(mask[None].astype(np.float32))

@@ -12,9 +12,9 @@ from torch.utils.data import DataLoader
 
 from lsmodel.bundle import ModelBundle
 from lsmodel.metrics import SegmentationMetrics
-from pipelines.bands import BandSet
 from pipelines.chips import SPLITS, ChipDataset, ChipRecord, scan_bijie, split_records
 from pipelines.errors import InputError
+from pipelines.layers import stack_for_bundle
 
 TABLE_METRICS = ("miou", "auc", "precision", "recall", "f1", "accuracy")
 SPLIT_CHOICES = (*SPLITS, "all")
@@ -63,7 +63,7 @@ def bundle_dataset(bundle: ModelBundle, records: Sequence[ChipRecord]) -> ChipDa
         bundle.tile_size,
         bundle.norm_mean,
         bundle.norm_std,
-        BandSet.from_record(bundle.bands, bundle.terrain),
+        stack_for_bundle(bundle),
         bundle.resolution_m,
     )
 

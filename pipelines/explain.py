@@ -11,9 +11,10 @@ import torch
 from lsmodel.bundle import ModelBundle
 from lsmodel.explain import grad_cam
 from pipelines import storage
-from pipelines.bands import BASE_BANDS, RGB_BANDS, BandSet
+from pipelines.bands import BASE_BANDS, RGB_BANDS
 from pipelines.chips import ChipRecord, load_chip
 from pipelines.evaluate import bundle_dataset
+from pipelines.layers import stack_from_bands
 
 PANELS = ("image", "DEM", "ground truth", "prediction", "Grad-CAM")
 
@@ -96,7 +97,7 @@ def explain_chips(
         cams = grad_cam(model, x, layer=layer).numpy()
         for k, i in enumerate(batch):
             record = records[i]
-            panels = BandSet(RGB_BANDS if record.dem is None else BASE_BANDS)
+            panels = stack_from_bands(RGB_BANDS if record.dem is None else BASE_BANDS)
             stack, truth = load_chip(record, bundle.tile_size, panels)
             iou = _iou(probs[k] >= bundle.threshold, truth > 0)
             title = record.name + ("" if iou is None else f"  (landslide IoU {iou:.2f})")

@@ -201,13 +201,13 @@ def write_output_catalog(
     """Write ``catalog.json`` and ``item.json`` describing the output folder ``root``.
 
     ``manifest`` is the mapper's (its ``run`` gives grid, inputs and model; ``started_at`` the
-    time); ``files`` are the names under ``root`` to list as assets; ``sources`` maps input roles
-    (``rgb``, ``dem``) to their STAC Items (None: a plain file). Returns the catalog's URI.
+    time); ``files`` are the names under ``root`` to list as assets; ``sources`` maps input layers
+    (``image``, ``dem``, ...) to their STAC Items (None: a plain file). Returns the catalog's URI.
     """
     run = manifest["run"]
     sources = sources or {}
     started = _parse_time(manifest["started_at"])
-    rgb_item = sources.get("rgb")
+    rgb_item = sources.get("image")
     acquired = item_datetime(rgb_item) if rgb_item is not None else None
     item = pystac.Item(
         id=item_id,
@@ -249,13 +249,14 @@ def write_output_catalog(
 
 
 def _lineage(run: dict) -> str:
-    dem = (
-        f" and the DEM {storage.redact(run['dem'])} (warped onto the image's grid)"
-        if run.get("dem")
-        else ""
+    from pipelines.mapping.output import run_inputs
+
+    inputs = [f"{name} {storage.redact(uri)}" for name, uri in run_inputs(run).items()]
+    layers = inputs[0] + (
+        f" and {', '.join(inputs[1:])} (warped onto its grid)" if inputs[1:] else ""
     )
     return (
-        f"Landslide probability from the RGB image {storage.redact(run['rgb'])}{dem}, by lsmap "
+        f"Landslide probability from the layers {layers}, by lsmap "
         f"with the model bundle sha256:{run['model_sha256']}; polygons are connected pixels at "
         "or above the model's threshold, merged across chunks."
     )

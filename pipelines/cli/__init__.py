@@ -32,6 +32,55 @@ def add_chips_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_layer_arguments(parser: argparse.ArgumentParser) -> None:
+    """The input layers of a run: ``--layers FILE``, with ``--rgb``/``--dem`` (and their
+    ``--*-asset``, ``--dem-nodata``) as shorthand for the layers ``image`` and ``dem``."""
+    parser.add_argument(
+        "--layers",
+        metavar="FILE",
+        help="YAML layers file naming each input layer's uri (see docs/layers.md and `lsmap "
+        "models --describe MODEL`); --rgb/--dem override its image/dem",
+    )
+    parser.add_argument(
+        "--rgb",
+        type=storage.absolute,
+        help="the layer `image`: RGB mosaic URI (.tif or .zarr, local or s3://), or a STAC Item "
+        "(.json: path, s3:// or URL)",
+    )
+    parser.add_argument(
+        "--dem",
+        type=storage.absolute,
+        help="the layer `dem`: DEM URI (or a STAC Item); any CRS and resolution covering the "
+        "area. Needed when the model reads elevation",
+    )
+    for name in ("rgb", "dem"):
+        parser.add_argument(
+            f"--{name}-asset",
+            metavar="KEY",
+            help=f"asset of the --{name} STAC Item to map when it has several GeoTIFF/Zarr assets",
+        )
+    parser.add_argument(
+        "--dem-nodata",
+        type=float,
+        default=None,
+        help="declare the DEM's nodata value when its file does not (e.g. 0 outside the survey)",
+    )
+
+
+def layer_inputs(args: argparse.Namespace) -> dict:
+    """The ``{layer name: LayerInput}`` of :func:`add_layer_arguments`' flags."""
+    from pipelines.inputs import LayerInput, read_layers_file
+
+    inputs = dict(read_layers_file(args.layers).inputs) if args.layers else {}
+    if args.rgb:
+        inputs["image"] = LayerInput(args.rgb, args.rgb_asset)
+    if args.dem:
+        inputs["dem"] = LayerInput(args.dem, args.dem_asset, args.dem_nodata)
+    if not inputs:
+        raise LsmapError("no input layers: give --rgb (and --dem), or --layers FILE")
+    return inputs
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="lsmap",

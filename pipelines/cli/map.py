@@ -6,34 +6,24 @@ import argparse
 import json
 
 from pipelines import storage
-from pipelines.cli import add_model_argument
+from pipelines.cli import add_layer_arguments, add_model_argument, layer_inputs
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "map",
-        help="map landslide probability over an RGB mosaic and a DEM",
+        help="map landslide probability over a region's input layers (RGB, DEM, ...)",
         description=(
-            "Stream an RGB mosaic and a DEM (Zarr or GeoTIFF/COG, local or s3://) through a model "
-            "bundle with Ray Data and write a georeferenced probability mosaic (Zarr) to --out. "
-            "Terrain bands the model was trained with (slope, relative elevation, ...) are derived "
-            "from the DEM per unit, with the neighbouring DEM they need, as in training. "
+            "Stream the model's input layers (an RGB or multispectral mosaic, a DEM, categorical "
+            "maps; Zarr or GeoTIFF/COG, local or s3://) through a model bundle with Ray Data and "
+            "write a georeferenced probability mosaic (Zarr) to --out. Derived bands the model "
+            "was trained with (slope, relative elevation, NDVI, one-hot classes) are computed "
+            "per unit, with the neighbouring data they need, as in training. "
             "Reruns resume: only units without a marker are computed."
         ),
     )
     add_model_argument(parser)
-    parser.add_argument(
-        "--rgb",
-        required=True,
-        type=storage.absolute,
-        help="RGB mosaic URI (.tif or .zarr, local or s3://), or a STAC Item (.json: path, s3:// or URL)",
-    )
-    parser.add_argument(
-        "--dem",
-        type=storage.absolute,
-        help="DEM URI (or a STAC Item); any CRS and resolution covering the RGB. Needed unless "
-        "the model's bands are RGB only",
-    )
+    add_layer_arguments(parser)
     parser.add_argument(
         "--out",
         required=True,
@@ -108,12 +98,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="map around unreadable (corrupt) parts of the inputs as nodata; listed in manifest.json",
     )
     parser.add_argument(
-        "--dem-nodata",
-        type=float,
-        default=None,
-        help="declare the DEM's nodata value when its file does not (e.g. 0 outside the survey)",
-    )
-    parser.add_argument(
         "--cog",
         action="store_true",
         help="also write probability.tif, a Cloud-Optimized GeoTIFF (over 32768 px a side: one "
@@ -128,12 +112,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--no-quicklook", dest="quicklook", action="store_false", help="skip quicklook.png"
     )
-    for name in ("rgb", "dem"):
-        parser.add_argument(
-            f"--{name}-asset",
-            metavar="KEY",
-            help=f"asset of the --{name} STAC Item to map when it has several GeoTIFF/Zarr assets",
-        )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
 
@@ -146,8 +124,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         manifest = map_region(
             args.model,
-            args.rgb,
-            args.dem,
+            layer_inputs(args),
             args.out,
             workers=args.workers,
             cpus_per_worker=args.cpus_per_worker,
@@ -164,9 +141,6 @@ def run(args: argparse.Namespace) -> int:
             resume=args.resume,
             overwrite=args.overwrite,
             tolerate_read_errors=args.tolerate_read_errors,
-            dem_nodata=args.dem_nodata,
-            rgb_asset=args.rgb_asset,
-            dem_asset=args.dem_asset,
             cog=args.cog,
             polygons=args.polygons,
             quicklook=args.quicklook,

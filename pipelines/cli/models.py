@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from pipelines import storage
 from pipelines.errors import InputError
 
 
@@ -13,8 +14,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="list architectures with parameters, GFLOPs and (optionally) time per tile",
         description=(
             "List the segmentation architectures with their parameter count and GFLOPs per tile; "
-            "with --time, also measure milliseconds per tile on this machine (random weights)."
+            "with --time, also measure milliseconds per tile on this machine (random weights). "
+            "With --describe MODEL, print the input layers a trained model expects, as a layers "
+            "file to fill in for `lsmap map --layers`."
         ),
+    )
+    parser.add_argument(
+        "--describe",
+        metavar="MODEL",
+        type=storage.absolute,
+        help="print the input layers of this model bundle (or training run) as a layers file",
     )
     parser.add_argument(
         "--base-width", type=int, default=32, help="channels at level 0 (default 32)"
@@ -36,6 +45,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from lsmodel.cost import model_cost, time_forward
     from lsmodel.models import ARCHITECTURES, build_model
+
+    if args.describe:
+        from pipelines.bundles import load_bundle
+        from pipelines.inputs import describe_layers
+        from pipelines.layers import stack_for_bundle
+
+        print(describe_layers(stack_for_bundle(load_bundle(args.describe))), end="")
+        return 0
 
     if args.base_width < 1 or args.depth < 1 or args.in_channels < 1 or args.batch < 1:
         raise InputError("--base-width, --depth, --in-channels and --batch must be >= 1")

@@ -99,6 +99,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--bands", help=BANDS_HELP)
     parser.add_argument(
+        "--layers",
+        type=_layer_definitions,
+        metavar="FILE",
+        help="YAML layers file declaring the input layers instead of --bands (multispectral or "
+        "16-bit imagery, categorical maps, NDVI; see docs/layers.md): each layer reads the chip "
+        "folder of its name, uris in the file are for mapping",
+    )
+    parser.add_argument(
         "--relative-radius-m",
         type=float,
         help="window radius of relative_elevation in metres "
@@ -114,6 +122,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         + ")",
     )
     parser.set_defaults(func=run)
+
+
+def _layer_definitions(path: str) -> tuple[dict, ...]:
+    from pipelines.inputs import read_layers_file
+
+    return read_layers_file(path).definitions
 
 
 def overrides(args: argparse.Namespace) -> dict:

@@ -183,19 +183,19 @@ def write_polygons(
     chunk: int,
     threshold: float,
     name: str = "polygons",
-    rgb_item: pystac.Item | None = None,
+    image_item: pystac.Item | None = None,
     *,
     block: int = BLOCK,
 ) -> dict[str, str]:
     """Landslide polygons (probability >= threshold), merged across chunk borders, with the
     columns of :data:`pipelines.mapping.polygons.SCHEMA`, as ``<name>.parquet``, ``.fgb`` and
-    ``.geojson`` in the output CRS; returns format -> URI. ``rgb_item`` is the RGB input's STAC
-    Item, when it was one (it describes the source image better than its file name)."""
+    ``.geojson`` in the output CRS; returns format -> URI. ``image_item`` is the image input's
+    STAC Item, when it was one (it describes the source image better than its file name)."""
     blocks = region_blocks(grid, chunk, block)
     per_block = for_each_block(_block_pieces, blocks, layout, chunk, threshold)
     pieces = [piece for chunk in in_chunk_order(per_block) for piece in chunk]
     frame = landslide_frame(
-        landslide_features(pieces, grid), grid, map_provenance(layout, rgb_item)
+        landslide_features(pieces, grid), grid, map_provenance(layout, image_item)
     )
     return write_landslides(layout.file(name), frame)
 
@@ -217,7 +217,7 @@ def _block_pieces(
 
 def map_provenance(
     layout: output.OutputLayout,
-    rgb_item: pystac.Item | None = None,
+    image_item: pystac.Item | None = None,
     *,
     scan_id: str | None = None,
     event_id: str | None = None,
@@ -228,12 +228,13 @@ def map_provenance(
     from pipelines import stac
 
     run = output.stored_run(layout)
+    image = output.source_image(run)[1]
     started = storage.read_json(layout.manifest)["started_at"]
     return Provenance(
         origin=scan_id.replace("/", "-") if scan_id else stac.run_id(run),
         model_sha256=run["model_sha256"],
         detected_at=datetime.datetime.fromisoformat(started),
-        source=stac.source_image(run["rgb"], rgb_item, ground_resolution(run["rgb"])),
+        source=stac.source_image(image, image_item, ground_resolution(image)),
         scan_id=scan_id,
         event_id=event_id,
         event_date=event_date,
@@ -254,29 +255,39 @@ def write_quicklook(
     layout: output.OutputLayout,
     grid: Grid,
     chunk: int,
-    rgb: str,
+    image: str,
     max_size: int = 1024,
     name: str = "quicklook.png",
     *,
     block: int = BLOCK,
 ) -> str:
     """A PNG of the whole region: probability (inferno, transparent below 0.25, more opaque where
-    higher) over the RGB in grey, from a decimated read made chunk by chunk (memory stays bounded)."""
+    higher) over ``image`` (the imagery, or a DEM) in grey, from a decimated read made chunk by
+    chunk (memory stays bounded). 8-bit images show as they are; others are stretched between
+    their 2nd and 98th percentiles in the quicklook."""
     from matplotlib import colormaps
     from PIL import Image
+
+    from pipelines.raster import open_mosaic
 
     step = max(1, -(-max(grid.height, grid.width) // max_size))
     shape = (-(-grid.height // step), -(-grid.width // step))
     small_probability = np.full(shape, np.nan, dtype=np.float32)
-    grey = np.zeros(shape, dtype=np.float32)
+    grey = np.full(shape, np.nan, dtype=np.float32)
     blocks = region_blocks(grid, chunk, block)
-    parts = for_each_block(_block_quicklook, blocks, layout, chunk, step, rgb)
+    parts = for_each_block(_block_quicklook, blocks, layout, chunk, step, image)
     for (row, col, _), (block_probability, block_grey) in zip(blocks, parts, strict=True):
         at = np.s_[
             -(-row // step) : -(-row // step) + block_probability.shape[0],
             -(-col // step) : -(-col // step) + block_probability.shape[1],
         ]
         small_probability[at], grey[at] = block_probability, block_grey
+    if open_mosaic(image, chunks=None).dtype == np.uint8:
+        grey = grey / 255
+    elif np.isfinite(grey).any():
+        low, high = np.nanpercentile(grey, [2, 98])
+        grey = np.clip((grey - low) / max(high - low, 1e-12), 0.0, 1.0)
+    grey = np.nan_to_num(grey)
     heat = colormaps["inferno"](np.nan_to_num(small_probability))[..., :3]
     # Low probabilities stay transparent so the landscape shows; likely landslides glow.
     alpha = np.clip((np.nan_to_num(small_probability) - 0.25) / 0.5, 0.0, 0.85)[..., None]
@@ -291,20 +302,20 @@ def write_quicklook(
 
 
 def _block_quicklook(
-    grid: Grid, row: int, col: int, layout: output.OutputLayout, chunk: int, step: int, rgb: str
+    grid: Grid, row: int, col: int, layout: output.OutputLayout, chunk: int, step: int, image: str
 ) -> tuple[np.ndarray, np.ndarray]:
     """The pixels of the block on ``grid`` at ``(row, col)`` that lie on the quicklook's lattice
-    (every ``step``-th pixel of the region): probability (NaN: nodata) and the RGB in grey
-    (0 where the RGB could not be read)."""
+    (every ``step``-th pixel of the region): probability (NaN: nodata) and the image's mean
+    band, raw (NaN where it could not be read)."""
     from pipelines.raster import open_mosaic, read_window
 
     probability = open_probability(layout, decode=True)
     probability = probability[row : row + grid.height, col : col + grid.width]
-    image = open_mosaic(rgb, chunks=None)
+    mosaic = open_mosaic(image, chunks=None)
     first_row, first_col = -row % step, -col % step  # the block's first lattice pixel
     shape = (-(-(grid.height - first_row) // step), -(-(grid.width - first_col) // step))
     small_probability = np.full(shape, np.nan, dtype=np.float32)
-    grey = np.zeros(shape, dtype=np.float32)
+    grey = np.full(shape, np.nan, dtype=np.float32)
     for chunk_row, chunk_col, values in _chunks(probability, chunk):
         # The chunk's first lattice pixel, and where it goes in the block's lattice.
         skip_rows, skip_cols = -(row + chunk_row) % step, -(col + chunk_col) % step
@@ -316,8 +327,8 @@ def _block_quicklook(
         small_probability[at][: picked.shape[0], : picked.shape[1]] = picked
         window = grid.window(chunk_row, chunk_col, *values.shape)
         try:
-            colours = read_window(image, window)[:3, skip_rows::step, skip_cols::step]
-        except Exception:  # a tolerated unreadable part of the RGB: no backdrop there
+            colours = read_window(mosaic, window)[:3, skip_rows::step, skip_cols::step]
+        except Exception:  # a tolerated unreadable part of the image: no backdrop there
             continue
-        grey[at][: picked.shape[0], : picked.shape[1]] = np.nan_to_num(colours.mean(axis=0)) / 255
+        grey[at][: picked.shape[0], : picked.shape[1]] = colours.mean(axis=0)
     return small_probability, grey

@@ -155,6 +155,23 @@ def _pixel_centres(grid: Grid) -> dict[str, np.ndarray]:
     }
 
 
+def run_inputs(run: dict) -> dict[str, str]:
+    """A run identity's input files by layer name; runs recorded before layers named their RGB
+    and DEM ``rgb`` and ``dem``: they are the layers ``image`` and ``dem``."""
+    if "inputs" in run:
+        return dict(run["inputs"])
+    legacy = {"image": run.get("rgb"), "dem": run.get("dem")}
+    return {name: uri for name, uri in legacy.items() if uri is not None}
+
+
+def source_image(run: dict) -> tuple[str, str]:
+    """The layer name and URI of the image a run mapped from: its ``image`` layer, else its
+    first layer (the DEM of a terrain-only model)."""
+    inputs = run_inputs(run)
+    name = "image" if "image" in inputs else next(iter(inputs))
+    return name, inputs[name]
+
+
 def stored_run(layout: OutputLayout) -> dict | None:
     """The run identity recorded in an existing store, or None when there is no store."""
     if not has_store(layout.zarr):

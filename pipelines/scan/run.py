@@ -160,8 +160,7 @@ def scan_image(
     dem, dem_item = stac.resolve_raster(region.dem)
     manifest = map_region(
         region.model,
-        image.uri,
-        dem,
+        {"image": image.uri, "dem": dem},
         out,
         workers=options.workers,
         cpus_per_worker=options.cpus_per_worker,
@@ -210,7 +209,7 @@ def scan_image(
         f"{region.name}-{image.id}",
         manifest,
         [*outputs.values(), "manifest.json"],
-        sources={"rgb": image.item, "dem": dem_item},
+        sources={"image": image.item, "dem": dem_item},
         title=f"lsmap scan {region.name}/{image.id}",
         extra_properties={
             "lsmap:scan_id": summary["scan_id"],

@@ -18,10 +18,11 @@ from typing import TYPE_CHECKING, Any
 from pipelines.errors import InputError
 
 if TYPE_CHECKING:
-    from pipelines.bands import BandSet
+    from pipelines.layers import LayerStack
 
 # What a rerun into an existing --out may change; anything else would mix two different runs.
 RESUMABLE_KEYS = frozenset({"epochs", "workers", "gpu"})
+_DEFAULT_BANDS = ("red", "green", "blue", "elevation")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -32,7 +33,10 @@ class TrainConfig:
     shuffling; ``resolution_m`` is the chips' ground resolution when known (kept in the bundle).
     ``bands`` are the model's input bands by name (see :mod:`pipelines.bands`; named sets such as
     ``terrain`` are expanded); terrain bands need ``resolution_m``, and ``relative_radius_m`` sets
-    the window of ``relative_elevation``.
+    the window of ``relative_elevation``. ``layers`` declares the inputs as layers instead
+    (records as in a layers file, see :mod:`pipelines.layers`; chips read each layer's folder);
+    then ``bands`` are the layers' bands, and categorical layers without ``categories`` take the
+    codes found in the training chips.
     """
 
     data: str
@@ -54,23 +58,40 @@ class TrainConfig:
     split_fractions: tuple[float, float, float] = (0.64, 0.16, 0.20)
     # pipelines.bands.BASE_BANDS and pipelines.terrain.DEFAULT_RELATIVE_RADIUS_M, written out:
     # importing them here would slow down `lsmap --help`.
-    bands: tuple[str, ...] = ("red", "green", "blue", "elevation")
+    bands: tuple[str, ...] = _DEFAULT_BANDS
     relative_radius_m: float = 50.0
+    layers: tuple[dict[str, Any], ...] = ()
 
     def __post_init__(self) -> None:
         from lsmodel.losses import build_loss
         from lsmodel.models import ARCHITECTURES
         from pipelines.bands import parse_bands
+        from pipelines.layers import ElevationLayer, LayerStack
 
         problems = []
         try:
-            object.__setattr__(self, "bands", parse_bands(self.bands))
+            if self.layers:
+                stack = LayerStack.from_record(list(self.layers))
+                # The bands a config made from layers records are the layers' own.
+                if tuple(self.bands) not in (_DEFAULT_BANDS, stack.names):
+                    raise InputError("give bands or layers, not both")
+                object.__setattr__(self, "layers", tuple(stack.record()))
+                object.__setattr__(self, "bands", stack.names)
+            else:
+                object.__setattr__(self, "bands", parse_bands(self.bands))
+                stack = self.layer_stack()
         except InputError as err:
             problems.append(str(err))
         else:
-            if self.bands[4:] and self.resolution_m is None:
+            terrain = [
+                band
+                for layer in stack.layers
+                if isinstance(layer, ElevationLayer)
+                for band in layer.terrain
+            ]
+            if terrain and self.resolution_m is None:
                 problems.append(
-                    f"terrain bands {', '.join(self.bands[4:])} need resolution_m, the chips' "
+                    f"terrain bands {', '.join(terrain)} need resolution_m, the chips' "
                     "ground resolution in metres (1 for `lsmap synth chips`)"
                 )
         if not (math.isfinite(self.relative_radius_m) and self.relative_radius_m > 0):
@@ -116,13 +137,17 @@ class TrainConfig:
         values = asdict(self)
         values["split_fractions"] = list(self.split_fractions)
         values["bands"] = list(self.bands)
+        values["layers"] = [dict(layer) for layer in self.layers]
         return values
 
-    def band_set(self) -> BandSet:
-        """The model's input bands and terrain parameters."""
-        from pipelines.bands import BandSet
+    def layer_stack(self) -> LayerStack:
+        """The model's input layers, as declared (categorical layers may still lack their
+        categories: see :meth:`pipelines.training.data.TrainingStats.measure`)."""
+        from pipelines.layers import LayerStack, stack_from_bands
 
-        return BandSet(self.bands, relative_radius_m=self.relative_radius_m)
+        if self.layers:
+            return LayerStack.from_record(list(self.layers))
+        return stack_from_bands(self.bands, {"relative_radius_m": self.relative_radius_m})
 
     @classmethod
     def from_sources(
@@ -192,6 +217,10 @@ def _coerce(key: str, hint: Any, value: Any, source: str) -> Any:
             return None
         (hint,) = [arg for arg in typing.get_args(hint) if arg is not type(None)]
     try:
+        if key == "layers":  # a list of layer records, checked by LayerStack
+            if isinstance(value, (list, tuple)) and all(isinstance(v, Mapping) for v in value):
+                return tuple(dict(v) for v in value)
+            raise InputError(f"{source}: layers must be a list of layers, got {value!r}")
         if hint is bool:
             if isinstance(value, bool):
                 return value

@@ -10,6 +10,7 @@ from lsmodel.bundle import ModelBundle
 from lsmodel.models import build_model
 from pipelines import storage
 from pipelines.bundles import save_bundle
+from pipelines.layers import terrain_params
 from pipelines.training.config import TrainConfig
 from pipelines.training.data import TrainingStats
 from pipelines.training.worker import TrainState
@@ -48,14 +49,14 @@ def make_bundle(
 ) -> ModelBundle:
     """The bundle of the best epoch, carrying its validation and test metrics and the split.
 
-    The bundle records the bands by name and their terrain parameters, so that evaluation and
+    The bundle records the bands by name and the layers that give them, so that evaluation and
     mapping derive them as training did.
     """
     stats.check(config)
-    bands = config.band_set()
+    layers = stats.layer_stack()
     model = build_model(
         config.arch,
-        in_channels=len(bands),
+        in_channels=len(layers),
         base_width=config.base_width,
         depth=config.depth,
         dropout=config.dropout,
@@ -71,8 +72,9 @@ def make_bundle(
     }
     return ModelBundle.from_model(
         model,
-        bands=list(bands.names),
-        terrain=bands.terrain_params(),
+        bands=list(layers.names),
+        terrain=terrain_params(layers),
+        layers=layers.record(),
         norm_mean=stats.mean,
         norm_std=stats.std,
         tile_size=config.size,

@@ -191,7 +191,7 @@ def train_worker(loop_config: dict[str, WorkerInputs]) -> None:
     torch.manual_seed(config.seed)
     model = build_model(
         config.arch,
-        in_channels=len(config.bands),
+        in_channels=len(stats.bands),
         base_width=config.base_width,
         depth=config.depth,
         dropout=config.dropout,
@@ -211,9 +211,9 @@ def train_worker(loop_config: dict[str, WorkerInputs]) -> None:
     # Dropout masks differ per worker but repeat given the seed.
     torch.manual_seed(config.seed * 1000 + rank + state.epoch)
 
-    bands, resolution = config.band_set(), config.resolution_m
-    train_set = ChipDataset(inputs.train, config.size, stats.mean, stats.std, bands, resolution)
-    val_set = ChipDataset(inputs.val, config.size, stats.mean, stats.std, bands, resolution)
+    layers, resolution = stats.layer_stack(), config.resolution_m
+    train_set = ChipDataset(inputs.train, config.size, stats.mean, stats.std, layers, resolution)
+    val_set = ChipDataset(inputs.val, config.size, stats.mean, stats.std, layers, resolution)
     sampler = DistributedSampler(
         train_set, num_replicas=world, rank=rank, shuffle=True, seed=config.seed
     )

@@ -74,8 +74,7 @@ def test_naive_window_loop_makes_the_map_lsmap_makes(trained_bundle, tmp_path):
     out = str(tmp_path / "map")
     map_region(
         trained_bundle,
-        rgb,
-        dem,
+        {"image": rgb, "dem": dem},
         out,
         overlap=32,
         chunk=96,  # divides neither the region nor the stride: tiles straddle units

@@ -71,7 +71,13 @@ def test_blocks_and_mosaic_hold_the_stored_values(tmp_path, s3_bucket, where, dt
 def test_polygons_and_quicklook_made_in_blocks_are_those_of_one_pass(trained_bundle, tmp_path):
     region = write_region(tmp_path / "region", size=256, seed=11)
     out = str(tmp_path / "map")
-    map_region(trained_bundle, str(region.rgb), str(region.dem), out, chunk=64, progress=False)
+    map_region(
+        trained_bundle,
+        {"image": str(region.rgb), "dem": str(region.dem)},
+        out,
+        chunk=64,
+        progress=False,
+    )
     layout = OutputLayout(out)
     grid = Grid.from_dataarray(open_probability(layout))
     threshold = load_bundle(trained_bundle).threshold

@@ -46,7 +46,9 @@ def inputs(tmp_path_factory, random_bundle):
 def _map(inputs, out: Path) -> dict:
     model, rgb, dem = inputs
     # One tile per batch: the run lasts long enough to be hit part-way.
-    return map_region(model, rgb, dem, str(out), chunk=CHUNK, batch_size=1, progress=False)
+    return map_region(
+        model, {"image": rgb, "dem": dem}, str(out), chunk=CHUNK, batch_size=1, progress=False
+    )
 
 
 @pytest.fixture(scope="module")

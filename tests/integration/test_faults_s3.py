@@ -146,8 +146,7 @@ def test_map_on_a_flaky_endpoint_gives_the_bytes_of_a_clean_run(
     clean = tmp_path / "clean"
     map_region(
         model,
-        str(region / "rgb.tif"),
-        str(region / "dem.tif"),
+        {"image": str(region / "rgb.tif"), "dem": str(region / "dem.tif")},
         str(clean),
         chunk=64,
         progress=False,

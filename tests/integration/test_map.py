@@ -60,7 +60,11 @@ def clean_map(region, unet_bundle, tmp_path_factory):
     """One clean single-actor run that the determinism and resume tests compare against."""
     out = str(tmp_path_factory.mktemp("clean") / "map")
     map_region(
-        unet_bundle, str(region / "rgb.tif"), str(region / "dem.tif"), out, chunk=96, progress=False
+        unet_bundle,
+        {"image": str(region / "rgb.tif"), "dem": str(region / "dem.tif")},
+        out,
+        chunk=96,
+        progress=False,
     )
     return out
 
@@ -88,7 +92,14 @@ def test_mosaic_equals_the_model_on_the_whole_scene(region, tmp_path, blend):
     out = str(tmp_path / "map")
     rgb, dem = str(region / "rgb.tif"), str(region / "dem.tif")
     map_region(
-        model_uri, rgb, dem, out, chunk=100, overlap=8, blend=blend, dtype="float32", progress=False
+        model_uri,
+        {"image": rgb, "dem": dem},
+        out,
+        chunk=100,
+        overlap=8,
+        blend=blend,
+        dtype="float32",
+        progress=False,
     )
 
     mapped = open_probability(OutputLayout(out), decode=True)
@@ -112,8 +123,7 @@ def test_one_and_two_actors_write_identical_bytes(region, unet_bundle, clean_map
     out = str(tmp_path / "map")
     map_region(
         unet_bundle,
-        str(region / "rgb.tif"),
-        str(region / "dem.tif"),
+        {"image": str(region / "rgb.tif"), "dem": str(region / "dem.tif")},
         out,
         chunk=96,
         workers=2,
@@ -160,7 +170,11 @@ def test_killed_run_resumes_to_the_same_bytes(
     assert json.loads(Path(out, "manifest.json").read_text())["status"] == "running"
 
     manifest = map_region(
-        unet_bundle, str(region / "rgb.tif"), str(region / "dem.tif"), out, chunk=96, progress=False
+        unet_bundle,
+        {"image": str(region / "rgb.tif"), "dem": str(region / "dem.tif")},
+        out,
+        chunk=96,
+        progress=False,
     )
     assert manifest["units"]["already_done"] >= finished_before >= 1
     assert manifest["units"]["computed"] == 16 - manifest["units"]["already_done"]
@@ -172,8 +186,7 @@ def test_a_different_run_in_the_output_is_refused(region, clean_map, tmp_path):
     with pytest.raises(LsmapError, match="different run"):
         map_region(
             other,
-            str(region / "rgb.tif"),
-            str(region / "dem.tif"),
+            {"image": str(region / "rgb.tif"), "dem": str(region / "dem.tif")},
             clean_map,
             chunk=96,
             progress=False,
@@ -185,11 +198,24 @@ def test_bf16_maps_are_deterministic_close_to_fp32_and_never_mixed_with_it(
 ):
     rgb, dem = str(region / "rgb.tif"), str(region / "dem.tif")
     with pytest.raises(LsmapError, match="different run"):
-        map_region(unet_bundle, rgb, dem, clean_map, chunk=96, precision="bf16", progress=False)
+        map_region(
+            unet_bundle,
+            {"image": rgb, "dem": dem},
+            clean_map,
+            chunk=96,
+            precision="bf16",
+            progress=False,
+        )
     outs = [str(tmp_path / f"map-{workers}") for workers in (1, 2)]
     for workers, out in zip((1, 2), outs, strict=True):
         map_region(
-            unet_bundle, rgb, dem, out, chunk=96, workers=workers, precision="bf16", progress=False
+            unet_bundle,
+            {"image": rgb, "dem": dem},
+            out,
+            chunk=96,
+            workers=workers,
+            precision="bf16",
+            progress=False,
         )
     assert _chunk_bytes(outs[0]) == _chunk_bytes(outs[1])
     bf16 = open_probability(OutputLayout(outs[0]), decode=True).values
@@ -203,8 +229,7 @@ def test_rerun_of_a_finished_map_computes_nothing(region, unet_bundle, clean_map
     before = _chunk_bytes(clean_map)
     manifest = map_region(
         unet_bundle,
-        str(region / "rgb.tif"),
-        str(region / "dem.tif"),
+        {"image": str(region / "rgb.tif"), "dem": str(region / "dem.tif")},
         clean_map,
         chunk=96,
         progress=False,
@@ -226,13 +251,18 @@ def test_relative_paths_are_recorded_whole_and_older_relative_records_still_resu
     args += ["--chunk", "96", "--quiet", "--no-quicklook"]
     assert main(args) == 0
     manifest = storage.read_json(str(tmp_path / "map" / "manifest.json"))
-    assert manifest["run"]["rgb"] == str(region / "rgb.tif")
+    assert manifest["run"]["inputs"] == {
+        "image": str(region / "rgb.tif"),
+        "dem": str(region / "dem.tif"),
+    }
     assert manifest["outputs"] == {"probability": "probability.zarr", "stac": "catalog.json"}
     np.testing.assert_array_equal(_stored(str(tmp_path / "map")), _stored(clean_map))
 
-    # As an older lsmap recorded it: the inputs as typed, relative to the working directory.
+    # As an older lsmap recorded it: RGB and DEM (not layers), as typed, relative to the working
+    # directory.
     group = zarr.open_group(str(tmp_path / "map" / "probability.zarr"), mode="r+", zarr_format=2)
     run = json.loads(group.attrs["lsmap_run"])
+    del run["inputs"]
     run |= {"rgb": rgb, "dem": dem}
     group.attrs["lsmap_run"] = json.dumps(run, sort_keys=True)
     (tmp_path / "map" / "units" / "0.json").unlink()
@@ -249,8 +279,7 @@ def test_s3_zarr_and_cog_inputs_to_s3_output(region, unet_bundle, clean_map, s3_
     out = f"{bucket}/map"
     manifest = map_region(
         model,
-        f"{bucket}/in/rgb.zarr",
-        f"{bucket}/in/dem.tif",
+        {"image": f"{bucket}/in/rgb.zarr", "dem": f"{bucket}/in/dem.tif"},
         out,
         chunk=96,
         cog=True,
@@ -276,7 +305,11 @@ def test_nodata_is_masked_and_empty_units_skip_the_model(region, unet_bundle, tm
         dst.write(data)
     out = str(tmp_path / "map")
     manifest = map_region(
-        unet_bundle, str(holed), str(region / "dem.tif"), out, chunk=96, progress=False
+        unet_bundle,
+        {"image": str(holed), "dem": str(region / "dem.tif")},
+        out,
+        chunk=96,
+        progress=False,
     )
     stored = _stored(out)
     assert (stored[:, :200] == 255).all()

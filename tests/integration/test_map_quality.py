@@ -47,8 +47,7 @@ def test_region_miou_matches_chip_level_miou(trained_bundle, tmp_path, precision
     out = str(tmp_path / "map")
     map_region(
         trained_bundle,
-        str(region / "rgb.tif"),
-        str(region / "dem.tif"),
+        {"image": str(region / "rgb.tif"), "dem": str(region / "dem.tif")},
         out,
         chunk=192,
         precision=precision,

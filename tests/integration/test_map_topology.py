@@ -25,7 +25,13 @@ def test_reads_in_their_own_tasks_give_the_bytes_of_reads_fused_into_the_actors(
     region = write_region(tmp_path / "region", size=256, seed=3)
     inputs = ["--rgb", str(region.rgb), "--dem", str(region.dem), "--chunk", "96"]
     fused = str(tmp_path / "fused")
-    map_region(random_bundle, str(region.rgb), str(region.dem), fused, chunk=96, progress=False)
+    map_region(
+        random_bundle,
+        {"image": str(region.rgb), "dem": str(region.dem)},
+        fused,
+        chunk=96,
+        progress=False,
+    )
 
     unfused = str(tmp_path / "unfused")
     with ray_head(num_cpus=3) as head:

@@ -39,8 +39,7 @@ def map_output(ray_cluster, trained_bundle, tmp_path_factory) -> str:
     out = str(root / "map")
     manifest = map_region(
         trained_bundle,
-        str(root / "region" / "rgb.tif"),
-        str(root / "region" / "dem.tif"),
+        {"image": str(root / "region" / "rgb.tif"), "dem": str(root / "region" / "dem.tif")},
         out,
         chunk=256,
         cog=True,

@@ -211,15 +211,18 @@ def test_map_from_stac_items_on_s3(events, trained_bundle, s3_bucket):
     out = f"{bucket}/map"
     manifest = map_region(
         trained_bundle,
-        f"{bucket}/items/rgb.json",
-        f"{bucket}/items/dem.json",
+        {"image": f"{bucket}/items/rgb.json", "dem": f"{bucket}/items/dem.json"},
         out,
         chunk=128,
         cog=True,
         polygons=True,
         progress=False,
     )
-    assert manifest["run"]["rgb"] == f"{bucket}/items/rgb.tif"  # the item's asset, resolved
+    # The items' assets, resolved.
+    assert manifest["run"]["inputs"] == {
+        "image": f"{bucket}/items/rgb.tif",
+        "dem": f"{bucket}/items/dem.tif",
+    }
     outputs = OutputLayout(out).resolve(manifest["outputs"])
     catalog = outputs["stac"]
 
@@ -235,7 +238,7 @@ def test_map_from_stac_items_on_s3(events, trained_bundle, s3_bucket):
     ]
     assert item.properties["proj:shape"] == [SIZE, SIZE]
     derived = sorted(link.title for link in item.links if link.rel == "derived_from")
-    assert derived == ["dem", "rgb"]
+    assert derived == ["dem", "image"]
     polygons = geopandas.read_parquet(
         io.BytesIO(storage.read_bytes(outputs["polygons"]["geoparquet"]))
     )

@@ -3,6 +3,8 @@ depend on how the region is cut into units; without the halo, unit seams would s
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import rasterio
@@ -10,15 +12,15 @@ import torch
 
 from lsmodel.bundle import ModelBundle
 from lsmodel.models import build_model
-from pipelines.bands import BASE_BANDS, BandSet
+from pipelines.bands import BASE_BANDS
 from pipelines.bundles import save_bundle
 from pipelines.errors import InputError
+from pipelines.inputs import MapInputs, bind_inputs
+from pipelines.layers import stack_from_bands, terrain_params
 from pipelines.mapping import map_region
 from pipelines.mapping.export import open_probability
 from pipelines.mapping.output import OutputLayout
 from pipelines.mapping.plan import MapPlan, TileLayout
-from pipelines.mapping.run import dem_box
-from pipelines.mapping.stages import MapSpec, read_dem
 from pipelines.raster import Grid, open_mosaic, read_window
 from pipelines.synthetic.writers import write_region
 
@@ -26,7 +28,7 @@ pytestmark = pytest.mark.usefixtures("ray_cluster")
 
 SIZE = 224
 MARGIN = 40  # m of DEM beyond the RGB on every side: real neighbours for the edge units
-BANDS = BandSet((*BASE_BANDS, "slope", "relative_elevation"), relative_radius_m=12.0)
+BANDS = stack_from_bands((*BASE_BANDS, "slope", "relative_elevation"), {"relative_radius_m": 12.0})
 NORM = {
     "norm_mean": [110.0, 110.0, 100.0, 1800.0, 20.0, 0.0],
     "norm_std": [40.0, 40.0, 40.0, 150.0, 10.0, 3.0],
@@ -62,7 +64,7 @@ def terrain_bundle(tmp_path_factory):
     bundle = ModelBundle.from_model(
         model,
         bands=list(BANDS.names),
-        terrain=BANDS.terrain_params(),
+        terrain=terrain_params(BANDS),
         tile_size=32,
         resolution_m=1.0,
         **NORM,
@@ -73,8 +75,7 @@ def terrain_bundle(tmp_path_factory):
 def _map(bundle: str, region, out, chunk: int) -> np.ndarray:
     map_region(
         bundle,
-        str(region / "rgb.tif"),
-        str(region / "dem_1m.tif"),
+        {"image": str(region / "rgb.tif"), "dem": str(region / "dem_1m.tif")},
         str(out),
         chunk=chunk,
         batch_size=1,  # every tile alone: a forward pass then never depends on its batch
@@ -96,53 +97,41 @@ def test_map_with_terrain_bands_is_the_same_for_any_unit_size(region, terrain_bu
     assert small.tobytes() == large.tobytes()
 
 
-def _spec(region, chunk: int) -> MapSpec:
-    """The spec ``map_region`` builds for the terrain bundle (only what reading needs)."""
-    dem = open_mosaic(str(region / "dem_1m.tif"))
-    grid = Grid.from_dataarray(open_mosaic(str(region / "rgb.tif")))
-    plan = MapPlan(grid, chunk, TileLayout(32, 16))
-    return MapSpec(
-        rgb=str(region / "rgb.tif"),
-        dem=str(region / "dem_1m.tif"),
-        model="",
-        out="",
-        plan=plan,
-        batch_size=1,
-        device="cpu",
-        threads=1,
-        precision="fp32",
-        dtype="float32",
-        bands=BANDS,
-        halo=BANDS.halo(grid),
-        dem_box=dem_box(grid, dem),
-        **{key: tuple(value) for key, value in NORM.items()},
-    )
+def _inputs(region) -> MapInputs:
+    """The inputs ``map_region`` binds for the terrain bundle, on the RGB's grid."""
+    given = {"image": str(region / "rgb.tif"), "dem": str(region / "dem_1m.tif")}
+    return bind_inputs(BANDS, given, lambda grid: grid).inputs
 
 
 def test_unit_reads_need_the_terrain_halo(region):
     """The control: a unit's terrain bands equal one pass over the whole DEM with the halo, and
     differ along the unit's borders without it."""
-    spec = _spec(region, chunk=72)
-    assert spec.halo == 12  # 12 m at 1 m pixels
-    assert spec.dem_box == (-MARGIN, -MARGIN, SIZE + MARGIN, SIZE + MARGIN)
-    box = spec.plan.grid.window(-MARGIN, -MARGIN, SIZE + 2 * MARGIN, SIZE + 2 * MARGIN)
-    whole = BANDS.derive(read_window(open_mosaic(spec.dem), box)[0], box)
+    inputs = _inputs(region)
+    dem = inputs["dem"]
+    assert dem.halo == 12  # 12 m at 1 m pixels
+    assert dem.box == (-MARGIN, -MARGIN, SIZE + MARGIN, SIZE + MARGIN)
+    plane = Grid.from_dataarray(open_mosaic(str(region / "rgb.tif")))
+    plan = MapPlan(plane, 72, TileLayout(32, 16))
+    box = plane.window(-MARGIN, -MARGIN, SIZE + 2 * MARGIN, SIZE + 2 * MARGIN)
+    whole = dem.layer.encode(read_window(open_mosaic(dem.uri), box), box, dem.uri)[1:]
 
-    unit = spec.plan.unit(5)  # an inner unit: its read window has neighbours on every side
+    unit = plan.unit(5)  # an inner unit: its read window has neighbours on every side
     row, col, height, width = unit.read
+    grid = plan.read_grid(unit)
     expected = whole[:, row + MARGIN : row + MARGIN + height, col + MARGIN : col + MARGIN + width]
-    _, derived = read_dem(spec, unit, spec.halo)
+    derived = inputs.read(grid, unit.read, plane)[4:]
     np.testing.assert_array_equal(derived, expected)
 
-    _, seamed = read_dem(spec, unit, 0)
+    no_halo = MapInputs(inputs.stack, (inputs["image"], dataclasses.replace(dem, halo=0)))
+    seamed = no_halo.read(grid, unit.read, plane)[4:]
     border = np.zeros((height, width), bool)
     border[[0, -1], :] = border[:, [0, -1]] = True
     error = np.abs(seamed - expected)
     # The edge rule (linear extrapolation) stands in for the neighbours: close on smooth ground,
     # but not the same map; far beyond float rounding, which the halo'd read matches exactly.
-    for band in range(len(BANDS.terrain)):
+    for band in range(len(dem.layer.terrain)):
         assert error[band][border].max() > 1e-3
-        assert error[band][spec.halo : -spec.halo, spec.halo : -spec.halo].max() == 0.0
+        assert error[band][dem.halo : -dem.halo, dem.halo : -dem.halo].max() == 0.0
 
 
 def test_bundle_bands_the_mapper_cannot_build_are_refused(region, tmp_path):

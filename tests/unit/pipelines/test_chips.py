@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 from rasterio.transform import from_origin
 
-from pipelines.bands import BASE_BANDS, RGB_BANDS, BandSet
+from pipelines.bands import BASE_BANDS, RGB_BANDS
 from pipelines.chips import (
     ChipDataset,
     band_stats,
@@ -22,6 +22,7 @@ from pipelines.chips import (
     split_records,
 )
 from pipelines.errors import InputError
+from pipelines.layers import stack_from_bands
 from pipelines.terrain import compute_terrain
 
 SIZE = 32
@@ -166,8 +167,8 @@ def test_band_stats_and_normalize(bijie: Path) -> None:
 @pytest.mark.parametrize("bands", [BASE_BANDS, RGB_BANDS])
 def test_chip_dataset_items(bijie: Path, bands: tuple[str, ...]) -> None:
     records = scan_bijie(bijie)
-    mean, std = band_stats(records, SIZE, BandSet(bands))
-    dataset = ChipDataset(records, SIZE, mean, std, bands=bands)
+    mean, std = band_stats(records, SIZE, stack_from_bands(bands))
+    dataset = ChipDataset(records, SIZE, mean, std, layers=bands)
     assert len(dataset) == 50
     x, y = dataset[0]
     assert x.shape == (len(bands), SIZE, SIZE) and y.shape == (1, SIZE, SIZE)
@@ -176,10 +177,10 @@ def test_chip_dataset_items(bijie: Path, bands: tuple[str, ...]) -> None:
     np.testing.assert_allclose(x.numpy(), expected, rtol=1e-6)
     assert set(np.unique(y.numpy())) <= {0.0, 1.0}
     with pytest.raises(ValueError, match="4 means and 4 standard deviations for 3 bands"):
-        ChipDataset(records, SIZE, *band_stats(records, SIZE), bands=RGB_BANDS)
+        ChipDataset(records, SIZE, *band_stats(records, SIZE), layers=RGB_BANDS)
 
 
-TERRAIN = BandSet((*BASE_BANDS, "slope", "aspect_sin", "aspect_cos", "relative_elevation"))
+TERRAIN = stack_from_bands((*BASE_BANDS, "slope", "aspect_sin", "aspect_cos", "relative_elevation"))
 
 
 def _plane_chips(root: Path, count: int) -> list:
@@ -202,7 +203,7 @@ def test_terrain_bands_of_a_chip_are_derived_from_its_dem_in_ground_units(tmp_pa
     np.testing.assert_allclose(stack[6], 0.0, atol=1e-6)
     np.testing.assert_allclose(stack[7], 0.0, atol=1e-3)
     # The same function the mapper calls, on the chip's DEM at the chip's resolution.
-    expected = compute_terrain(stack[3], 2.0, TERRAIN.terrain)
+    expected = compute_terrain(stack[3], 2.0, TERRAIN["dem"].terrain)
     np.testing.assert_array_equal(stack[4:], expected)
     coarser, _ = load_chip(record, SIZE, TERRAIN, resolution_m=4.0)
     np.testing.assert_allclose(coarser[4], np.degrees(np.arctan(0.25)), rtol=1e-6)
@@ -234,7 +235,7 @@ def test_chips_without_dem_folders_train_rgb_models_only(bijie: Path) -> None:
         shutil.rmtree(bijie / cls / "dem")
     records = scan_bijie(bijie)
     assert records and all(record.dem is None for record in records)
-    stack, _ = load_chip(records[0], SIZE, BandSet(RGB_BANDS))
+    stack, _ = load_chip(records[0], SIZE, stack_from_bands(RGB_BANDS))
     assert stack.shape == (3, SIZE, SIZE)
     with pytest.raises(InputError, match=r"no DEM .* need elevation; .* --bands rgb"):
         load_chip(records[0], SIZE)

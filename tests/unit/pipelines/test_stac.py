@@ -129,7 +129,7 @@ def test_output_catalog_describes_the_outputs(tmp_path):
     files += ["manifest.json", "quicklook.png"]
     files += ["probability.vrt", "probability/r0_c0.tif"]  # as a region exported in blocks
     catalog_uri = stac.write_output_catalog(
-        str(out), stac.run_id(run), manifest, files, sources={"rgb": rgb_item, "dem": None}
+        str(out), stac.run_id(run), manifest, files, sources={"image": rgb_item, "dem": None}
     )
 
     assert catalog_uri == str(out / "catalog.json")
@@ -170,7 +170,7 @@ def test_output_catalog_describes_the_outputs(tmp_path):
     assert links["source"].get_absolute_href() == rgb_uri
     assert (links["derived_from"].get_absolute_href(), links["derived_from"].title) == (
         rgb_uri,
-        "rgb",
+        "image",
     )
 
     # The STAC core (pystac's own copies of its schemas: nothing is downloaded).

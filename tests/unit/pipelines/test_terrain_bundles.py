@@ -63,7 +63,7 @@ def test_terrain_bands_go_from_training_to_bundle_to_evaluation(chips, tmp_path)
     # Evaluation builds the chips' bands from the bundle alone, exactly as training did.
     record = splits["test"][0]
     x, _ = bundle_dataset(bundle, [record])[0]
-    stack, _ = load_chip(record, SIZE, config.band_set(), config.resolution_m)
+    stack, _ = load_chip(record, SIZE, config.layer_stack(), config.resolution_m)
     np.testing.assert_array_equal(x.numpy(), normalize(stack, stats.mean, stats.std))
     results = evaluate_bundle(bundle, chips, "test")
     assert results["chips"] == len(splits["test"]) and 0.0 <= results["miou"] <= 1.0

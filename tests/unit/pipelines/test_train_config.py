@@ -64,7 +64,7 @@ def test_bands_by_name_from_flags_or_file(tmp_path):
         "--resolution-m", "2", "--relative-radius-m", "30",
     )  # fmt: skip
     assert config.bands == ("red", "green", "blue", "elevation", "slope", "relative_elevation")
-    assert config.band_set().halo(config.resolution_m) == 15
+    assert config.layer_stack()["dem"].halo(config.resolution_m) == 15
     assert config.to_dict()["bands"] == list(config.bands)
     path = _write(tmp_path / "t.yaml", {**config.to_dict(), "bands": ["rgb"]})
     assert TrainConfig.from_sources(path).bands == ("red", "green", "blue")
