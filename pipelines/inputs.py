@@ -16,7 +16,7 @@ import functools
 import math
 import warnings
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,7 @@ import numpy as np
 
 from pipelines import storage
 from pipelines.errors import InputError, LsmapError
-from pipelines.layers import ElevationLayer, Layer, LayerStack
+from pipelines.layers import ElevationLayer, Layer, LayerStack, MaskLayer, file_name
 from pipelines.raster import Grid, check_nodata_declared, open_mosaic, read_window
 
 # Options of a layer in a layers file that say where its data is, not what it is.
@@ -36,11 +36,18 @@ SHORTHAND = {"rgb": "image", "dem": "dem"}
 @dataclass(frozen=True)
 class LayerInput:
     """Where a layer's data is: a raster URI (local, s3://; GeoTIFF/COG or Zarr) or a STAC Item
-    with the ``asset`` to read, and a ``nodata`` value overriding the file's."""
+    with the ``asset`` to read, and a ``nodata`` value overriding the file's.
 
-    uri: str
-    asset: str | None = None
+    Bands kept as separate single-band files on one grid (Sentinel-2 style) are a tuple of URIs,
+    or an Item with a tuple of assets, in band order. With ``mask`` (class codes), the input is
+    not a model layer but a mask: pixels whose code is in it (clouds and shadows of a scene
+    classification layer) are nodata in the map.
+    """
+
+    uri: str | tuple[str, ...]
+    asset: str | tuple[str, ...] | None = None
     nodata: float | None = None
+    mask: tuple[int, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -86,13 +93,23 @@ def read_layers_file(path: str | Path) -> LayersFile:
             raise InputError(f"layers file {name}: every layer needs a name, got {entry!r}")
         if layer_name in inputs or any(d["name"] == layer_name for d in definitions):
             raise InputError(f"layers file {name}: two layers are named {layer_name!r}")
+        mask = None
+        if entry.get("kind") == "mask":
+            mask = _mask_codes(entry, f"layers file {name}: layer {layer_name!r}")
+            if "uri" not in entry:
+                raise InputError(f"layers file {name}: mask {layer_name!r} has no uri")
         definition = {k: v for k, v in entry.items() if k not in SOURCE_KEYS}
-        if set(definition) - {"name"}:
+        if set(definition) - {"name"} and mask is None:
             definitions.append(definition)
         if "uri" in entry:
-            uri = str(entry["uri"])
-            if not storage.is_remote(uri) and not Path(uri).is_absolute():
-                uri = storage.join(folder, uri)
+            uri = entry["uri"]
+            uris = tuple(uri) if isinstance(uri, list) else (str(uri),)
+            uris = tuple(
+                u if storage.is_remote(u) or Path(u).is_absolute() else storage.join(folder, u)
+                for u in map(str, uris)
+            )
+            asset = entry.get("asset")
+            asset = tuple(map(str, asset)) if isinstance(asset, list) else asset
             nodata = entry.get("nodata")
             if nodata is not None and (
                 isinstance(nodata, bool) or not isinstance(nodata, (int, float))
@@ -100,10 +117,24 @@ def read_layers_file(path: str | Path) -> LayersFile:
                 raise InputError(
                     f"layers file {name}: layer {layer_name!r}: nodata must be a number"
                 )
-            inputs[layer_name] = LayerInput(uri, entry.get("asset"), nodata)
+            inputs[layer_name] = LayerInput(uris if len(uris) > 1 else uris[0], asset, nodata, mask)
         elif "asset" in entry or "nodata" in entry:
             raise InputError(f"layers file {name}: layer {layer_name!r} has no uri")
     return LayersFile(str(path), tuple(definitions), inputs)
+
+
+def _mask_codes(entry: Mapping[str, Any], where: str) -> tuple[int, ...]:
+    codes = entry.get("codes")
+    unknown = sorted(set(entry) - {"name", "kind", "codes", *SOURCE_KEYS})
+    if unknown:
+        raise InputError(f"{where}: a mask takes codes, uri, asset, nodata; not {unknown}")
+    if (
+        not isinstance(codes, list)
+        or not codes
+        or not all(isinstance(c, int) and not isinstance(c, bool) for c in codes)
+    ):
+        raise InputError(f"{where}: a mask needs `codes`, the class codes to mask, got {codes!r}")
+    return tuple(codes)
 
 
 def describe_layers(stack: LayerStack) -> str:
@@ -128,10 +159,15 @@ class LayerSource:
     halo stops and its edge rule applies."""
 
     layer: Layer
-    uri: str
+    uri: str | tuple[str, ...]  # a tuple: one single-band file per band
     nodata: float | None = None
     halo: int = 0
     box: tuple[int, int, int, int] | None = None
+
+    @property
+    def name(self) -> str:
+        """The source's file(s), as messages name them."""
+        return file_name(self.uri)
 
 
 class UnreadableLayer(Exception):
@@ -144,6 +180,7 @@ class MapInputs:
 
     stack: LayerStack
     sources: tuple[LayerSource, ...]
+    masks: tuple[LayerSource, ...] = ()
 
     def __getitem__(self, name: str) -> LayerSource:
         for source in self.sources:
@@ -152,8 +189,12 @@ class MapInputs:
         raise KeyError(name)
 
     @property
-    def uris(self) -> dict[str, str]:
-        return {source.layer.name: source.uri for source in self.sources}
+    def uris(self) -> dict[str, str | list[str]]:
+        """Each layer's and mask's file(s) by name (JSON values)."""
+        return {
+            source.layer.name: source.uri if isinstance(source.uri, str) else list(source.uri)
+            for source in (*self.sources, *self.masks)
+        }
 
     def read(self, grid: Grid, window: tuple[int, int, int, int], plane: Grid) -> np.ndarray:
         """The model input ``float32 (bands, H, W)`` of ``window`` ``(row, col, H, W)`` of the
@@ -164,14 +205,42 @@ class MapInputs:
         encoded = {
             source.layer.name: _read_layer(source, grid, window, plane) for source in self.sources
         }
-        return self.stack.encode(encoded, grid)
+        stack = self.stack.encode(encoded, grid)
+        for mask in self.masks:
+            stack[:, _read_layer(mask, grid, window, plane)[0] == 1] = np.nan
+        return stack
+
+
+def open_source(uri: str | tuple[str, ...], *, chunks: int | None = 512):
+    """A layer's file, or its single-band files (one per band, on one grid) as one mosaic."""
+    if isinstance(uri, str):
+        return open_mosaic(uri, chunks=chunks)
+    import xarray as xr
+
+    # Separate files join lazily only as dask arrays (plain ones would be read whole).
+    parts = [open_mosaic(part, chunks=chunks or 512) for part in uri]
+    grid = Grid.from_dataarray(parts[0])
+    for part, mosaic in zip(uri, parts, strict=True):
+        if mosaic.sizes["band"] != 1:
+            raise InputError(
+                f"{storage.redact(part)}: a layer of one file per band needs single-band files, "
+                f"this one has {mosaic.sizes['band']}"
+            )
+        if Grid.from_dataarray(mosaic) != grid or mosaic.dtype != parts[0].dtype:
+            raise InputError(
+                f"{storage.redact(part)}: the files of one layer must share grid and type, as "
+                f"{storage.redact(uri[0])}'s; resample it first"
+            )
+    names = [Path(part).stem for part in uri]
+    joined = xr.concat(parts, dim="band", combine_attrs="override")
+    return joined.assign_coords(band=np.asarray(names, dtype=str))
 
 
 @functools.lru_cache(maxsize=16)
-def _opened(layer: Layer, uri: str, nodata: float | None):
-    # Worker processes are reused across tasks: open each file once per process. No dask: a
-    # window read then touches only the store chunks (GDAL blocks) under that window.
-    mosaic = open_mosaic(uri, chunks=None)
+def _opened(layer: Layer, uri: str | tuple[str, ...], nodata: float | None):
+    # Worker processes are reused across tasks: open each file once per process. No dask for
+    # one file: a window read then touches only the store chunks (GDAL blocks) under it.
+    mosaic = open_source(uri, chunks=None)
     if nodata is not None:
         mosaic = mosaic.rio.write_nodata(nodata)
     return layer.check_file(mosaic, uri)
@@ -187,7 +256,7 @@ def _read_file(source: LayerSource, grid: Grid, window: tuple[int, int, int, int
     except Exception as err:
         row, col, height, width = window
         raise UnreadableLayer(
-            f"{storage.redact(source.uri)} ({source.layer.describe()}): cannot read the window "
+            f"{source.name} ({source.layer.describe()}): cannot read the window "
             f"at output rows {row}:{row + height}, columns {col}:{col + width}: {err}"
         ) from err
 
@@ -244,22 +313,16 @@ def bind_inputs(
 
     ``output_grid(source_grid) -> Grid`` makes the output grid from the first layer's grid.
     Refuses a missing layer, a file the layer would misread, and a layer that does not overlap
-    the area, each naming the layer and file; warns of given layers the model does not read and
-    of partial coverage.
+    the area, each naming the layer and file; warns of partial coverage. Given layers the model
+    does not read are not opened (a region's layers file may list every layer it has).
     """
     from pipelines import stac  # imports the mapper, which imports this module
 
     given = {k: v if isinstance(v, LayerInput) else LayerInput(v) for k, v in given.items()}
-    unused = sorted(set(given) - {layer.name for layer in stack.files})
-    if unused:
-        warnings.warn(
-            f"the model reads no layer(s) {', '.join(unused)} (it reads "
-            f"{', '.join(layer.name for layer in stack.files)}); they are ignored",
-            stacklevel=3,
-        )
     opened = []
     items: dict[str, Any] = {}
-    for layer in stack.files:
+    masks = [MaskLayer(name, spec.mask) for name, spec in given.items() if spec.mask]
+    for layer in (*stack.files, *masks):
         if layer.name not in given:
             flag = {v: k for k, v in SHORTHAND.items()}.get(layer.name)
             how = f"--{flag} URI or " if flag else ""
@@ -268,28 +331,43 @@ def bind_inputs(
                 f"file ({how}a layers file with --layers)"
             )
         spec = given[layer.name]
-        uri, items[layer.name] = stac.resolve_raster(spec.uri, spec.asset)
-        mosaic = open_mosaic(uri)
+        uri, items[layer.name] = _resolve(spec, stac)
+        mosaic = open_source(uri)
         declared = mosaic if spec.nodata is None else mosaic.rio.write_nodata(spec.nodata)
         if isinstance(layer, ElevationLayer):
             option = "--dem-nodata" if layer.name == "dem" else "`nodata:` in the layers file"
-            check_nodata_declared(declared, uri, option)
+            check_nodata_declared(declared, file_name(uri), option)
         layer.check_file(declared, uri)
-        opened.append((layer, uri, spec.nodata, mosaic))
-    first, first_uri = opened[0][0], opened[0][1]
+        opened.append((LayerSource(layer, uri, spec.nodata), mosaic))
+    first = opened[0][0]
     try:
-        grid = output_grid(Grid.from_dataarray(opened[0][3]))
+        grid = output_grid(Grid.from_dataarray(opened[0][1]))
     except InputError as err:
-        raise InputError(f"{storage.redact(first_uri)} ({first.describe()}): {err}") from err
+        raise InputError(f"{first.name} ({first.layer.describe()}): {err}") from err
     sources, coverage = [], {}
-    for index, (layer, uri, nodata, mosaic) in enumerate(opened):
+    for index, (source, mosaic) in enumerate(opened):
         extent = Grid.from_dataarray(mosaic)
         if index:
-            coverage[layer.name] = _coverage(grid, extent, layer, uri, opened[0])
-        halo = layer.halo(grid)  # from the whole grid's smallest ground pixel: every unit alike
+            coverage[source.layer.name] = _coverage(grid, extent, source, first)
+        # The halo from the whole grid's smallest ground pixel: every unit reads alike.
+        halo = source.layer.halo(grid)
         box = data_box(grid, extent) if halo else None
-        sources.append(LayerSource(layer, uri, nodata, halo, box))
-    return BoundInputs(MapInputs(stack, tuple(sources)), grid, coverage, items)
+        sources.append(replace(source, halo=halo, box=box))
+    files = len(stack.files)
+    inputs = MapInputs(stack, tuple(sources[:files]), tuple(sources[files:]))
+    return BoundInputs(inputs, grid, coverage, items)
+
+
+def _resolve(spec: LayerInput, stac: Any) -> tuple[str | tuple[str, ...], Any]:
+    """A layer input's file(s), STAC assets resolved, and its Item (None: plain files)."""
+    if isinstance(spec.asset, tuple):
+        if not isinstance(spec.uri, str):
+            raise InputError("a layer of several assets names one STAC Item, not several files")
+        resolved = [stac.resolve_raster(spec.uri, asset) for asset in spec.asset]
+        return tuple(uri for uri, _ in resolved), resolved[0][1]
+    if isinstance(spec.uri, tuple):
+        return spec.uri, None
+    return stac.resolve_raster(spec.uri, spec.asset)
 
 
 def data_box(grid: Grid, extent: Grid) -> tuple[int, int, int, int]:
@@ -311,7 +389,7 @@ def data_box(grid: Grid, extent: Grid) -> tuple[int, int, int, int]:
     )
 
 
-def _coverage(grid: Grid, extent: Grid, layer: Layer, uri: str, first: tuple) -> float:
+def _coverage(grid: Grid, extent: Grid, source: LayerSource, first: LayerSource) -> float:
     """Share of the output grid's area that a layer's file covers; refuses no overlap."""
     from rasterio.warp import transform_bounds
 
@@ -324,14 +402,14 @@ def _coverage(grid: Grid, extent: Grid, layer: Layer, uri: str, first: tuple) ->
     coverage = width * height / ((g_right - g_left) * (g_top - g_bottom))
     if coverage == 0:
         raise InputError(
-            f"{storage.redact(uri)} ({layer.describe()}) does not overlap the area to map: it "
+            f"{source.name} ({source.layer.describe()}) does not overlap the area to map: it "
             f"covers ({left:.1f}, {bottom:.1f}, {right:.1f}, {top:.1f}) and the area, from "
-            f"{storage.redact(first[1])}, ({g_left:.1f}, {g_bottom:.1f}, {g_right:.1f}, "
+            f"{first.name}, ({g_left:.1f}, {g_bottom:.1f}, {g_right:.1f}, "
             f"{g_top:.1f}) in {grid.crs}"
         )
     if coverage < 0.999:
         warnings.warn(
-            f"{storage.redact(uri)} ({layer.describe()}) covers {coverage:.1%} of the area to "
+            f"{source.name} ({source.layer.describe()}) covers {coverage:.1%} of the area to "
             "map; pixels without its data are written as nodata",
             stacklevel=4,
         )

@@ -17,6 +17,9 @@ Kinds (``kind:`` in a layers file, see docs/layers.md):
   never saw is an error, or, with ``unseen: other``, goes to an extra ``<name>=other`` band.
 - ``ndvi``: ``(nir - red) / (nir + red)`` of an imagery layer's bands; reads no file.
 
+A ``mask`` (:class:`MaskLayer`, mapping only, not a model input) reads class codes and makes
+the pixels whose code it lists nodata in the map.
+
 Values: ``float32``, NaN where a layer has no data (outside its file, its nodata value).
 """
 
@@ -44,6 +47,14 @@ from pipelines.terrain import (
 IMAGE_DTYPES = ("uint8", "uint16", "int16", "float32")
 
 
+def file_name(uri: str | Sequence[str]) -> str:
+    """A layer's file(s) as messages name them (credentials redacted)."""
+    from pipelines import storage
+
+    uris = (uri,) if isinstance(uri, str) else tuple(uri)
+    return ", ".join(storage.redact(u) for u in uris)
+
+
 class Layer:
     """One named input of a model. Subclasses are frozen dataclasses with a ``name`` field."""
 
@@ -63,12 +74,14 @@ class Layer:
         """Pixels of neighbouring data the layer's values need beyond a window (0: none)."""
         return 0
 
-    def check_file(self, da: Any, uri: str) -> Any:
+    def check_file(self, da: Any, uri: str | Sequence[str]) -> Any:
         """The bands of the opened mosaic ``da`` (``(band, y, x)``) this layer reads; refuses a
         file it would misread, naming the layer and ``uri``."""
         return da
 
-    def encode(self, raw: np.ndarray, spacing: Grid | float | None, uri: str) -> np.ndarray:
+    def encode(
+        self, raw: np.ndarray, spacing: Grid | float | None, uri: str | Sequence[str]
+    ) -> np.ndarray:
         """The layer's bands ``(len(self.bands), H, W)`` from the values of its file's selected
         bands ``(n, H, W)`` (NaN = no data) on a grid of pixel size ``spacing``."""
         raise NotImplementedError
@@ -77,8 +90,8 @@ class Layer:
         """The layer as JSON values: what a bundle stores and a layers file holds."""
         values = {"name": self.name, "kind": self.kind}
         for f in fields(self):  # type: ignore[arg-type]
-            if f.name != "name" and f.init:
-                value = getattr(self, f.name)
+            value = getattr(self, f.name)
+            if f.name != "name" and f.init and value is not None:
                 values[f.name] = list(value) if isinstance(value, tuple) else value
         return values
 
@@ -133,10 +146,8 @@ class ImageryLayer(Layer):
         if not (math.isfinite(self.scale) and self.scale != 0 and math.isfinite(self.offset)):
             raise InputError(f"{self.describe()}: scale must be non-zero and finite")
 
-    def check_file(self, da: Any, uri: str) -> Any:
-        from pipelines import storage
-
-        where = f"{storage.redact(uri)} ({self.describe()})"
+    def check_file(self, da: Any, uri: str | Sequence[str]) -> Any:
+        where = f"{file_name(uri)} ({self.describe()})"
         dtype = str(da.dtype)
         if dtype != self.dtype:
             hint = (
@@ -175,7 +186,9 @@ class ImageryLayer(Layer):
                 )
         return da.isel(band=positions)
 
-    def encode(self, raw: np.ndarray, spacing: Grid | float | None, uri: str) -> np.ndarray:
+    def encode(
+        self, raw: np.ndarray, spacing: Grid | float | None, uri: str | Sequence[str]
+    ) -> np.ndarray:
         values = np.asarray(raw, np.float32)
         if self.scale != 1.0 or self.offset != 0.0:
             values = values * np.float32(self.scale) + np.float32(self.offset)
@@ -222,17 +235,17 @@ class ElevationLayer(Layer):
     def halo(self, spacing: Grid | float) -> int:
         return required_halo(self.terrain, spacing, relative_radius_m=self.relative_radius_m)
 
-    def check_file(self, da: Any, uri: str) -> Any:
-        from pipelines import storage
-
+    def check_file(self, da: Any, uri: str | Sequence[str]) -> Any:
         if da.sizes["band"] != 1:
             raise InputError(
-                f"{storage.redact(uri)} ({self.describe()}): expected a single-band DEM, found "
+                f"{file_name(uri)} ({self.describe()}): expected a single-band DEM, found "
                 f"{da.sizes['band']} bands"
             )
         return da
 
-    def encode(self, raw: np.ndarray, spacing: Grid | float | None, uri: str) -> np.ndarray:
+    def encode(
+        self, raw: np.ndarray, spacing: Grid | float | None, uri: str | Sequence[str]
+    ) -> np.ndarray:
         """Elevation and its terrain bands; the outer :meth:`halo` pixels follow the terrain
         edge rule, so a caller with neighbouring data pads by the halo and crops."""
         dem = np.asarray(raw[0], np.float32)
@@ -295,25 +308,23 @@ class CategoricalLayer(Layer):
         other = (f"{self.name}=other",) if self.unseen == "other" else ()
         return (*(f"{self.name}={code}" for code in self.categories), *other)
 
-    def check_file(self, da: Any, uri: str) -> Any:
-        from pipelines import storage
-
+    def check_file(self, da: Any, uri: str | Sequence[str]) -> Any:
         if da.sizes["band"] != 1:
             raise InputError(
-                f"{storage.redact(uri)} ({self.describe()}): expected one band of class codes, "
+                f"{file_name(uri)} ({self.describe()}): expected one band of class codes, "
                 f"found {da.sizes['band']} bands"
             )
         if not np.issubdtype(da.dtype, np.integer):
             raise InputError(
-                f"{storage.redact(uri)} ({self.describe()}): class codes must be integers, the "
+                f"{file_name(uri)} ({self.describe()}): class codes must be integers, the "
                 f"file holds {da.dtype}"
             )
         return da
 
-    def encode(self, raw: np.ndarray, spacing: Grid | float | None, uri: str) -> np.ndarray:
+    def encode(
+        self, raw: np.ndarray, spacing: Grid | float | None, uri: str | Sequence[str]
+    ) -> np.ndarray:
         """One-hot bands: each pixel with a code sums to 1; nodata pixels are NaN in all."""
-        from pipelines import storage
-
         codes = np.asarray(raw[0])
         valid = np.isfinite(codes)
         known = np.isin(codes, self.categories) & valid
@@ -321,7 +332,7 @@ class CategoricalLayer(Layer):
         if unseen.any() and self.unseen == "error":
             found = sorted({int(c) for c in np.unique(codes[unseen])})
             raise InputError(
-                f"{storage.redact(uri)} ({self.describe()}): category code(s) {found} were not "
+                f"{file_name(uri)} ({self.describe()}): category code(s) {found} were not "
                 f"in the model's training data (it knows {list(self.categories)}); map them to "
                 "known codes, or train with `unseen: other`"
             )
@@ -353,6 +364,36 @@ class NdviLayer(Layer):
         with np.errstate(invalid="ignore", divide="ignore"):
             ndvi = np.where(total != 0, (nir - red) / total, 0.0)
         return ndvi.astype(np.float32)[None]
+
+
+@dataclass(frozen=True)
+class MaskLayer(Layer):
+    """A mask read like a layer (nearest neighbour): a pixel whose code is in ``codes`` (a
+    scene classification's clouds and shadows) is nodata in the map. Not a model input: it is
+    given at mapping time, never recorded in a bundle."""
+
+    kind: ClassVar[str] = "mask"
+    resampling: ClassVar[str] = "nearest"
+    name: str = "mask"
+    codes: tuple[int, ...] = ()
+
+    @property
+    def bands(self) -> tuple[str, ...]:
+        return ("masked",)
+
+    def check_file(self, da: Any, uri: str | Sequence[str]) -> Any:
+        if da.sizes["band"] != 1:
+            raise InputError(
+                f"{file_name(uri)} ({self.describe()}): expected one band of class codes, "
+                f"found {da.sizes['band']}"
+            )
+        return da
+
+    def encode(
+        self, raw: np.ndarray, spacing: Grid | float | None, uri: str | Sequence[str]
+    ) -> np.ndarray:
+        """1 where the pixel is masked, else 0 (its nodata is not masked)."""
+        return np.isin(raw[0], self.codes).astype(np.float32)[None]
 
 
 KINDS: dict[str, type[Layer]] = {

@@ -249,9 +249,10 @@ def write_output_catalog(
 
 
 def _lineage(run: dict) -> str:
+    from pipelines.layers import file_name
     from pipelines.mapping.output import run_inputs
 
-    inputs = [f"{name} {storage.redact(uri)}" for name, uri in run_inputs(run).items()]
+    inputs = [f"{name} {file_name(uri)}" for name, uri in run_inputs(run).items()]
     layers = inputs[0] + (
         f" and {', '.join(inputs[1:])} (warped onto its grid)" if inputs[1:] else ""
     )

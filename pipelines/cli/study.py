@@ -29,7 +29,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "table2.csv (each base model with its best loss, chosen by validation mIoU, and six "
             "test metrics), table3.csv (U-Net++ and its attention variants), loss_curves.png and "
             "every run under runs/<arch>-<loss>/; with --band-sets, table4.csv (the best model of "
-            "Tables 2 and 3 on each band set, e.g. RGB + DEM against RGB + DEM + terrain bands). "
+            "Tables 2 and 3 on each band set, e.g. RGB + DEM against RGB + DEM + terrain bands, "
+            "over --seeds). "
             "Rerunning with the same --out skips finished "
             "runs and resumes cut ones. --config FILE.yaml may hold any `lsmap train` setting "
             "but arch and loss, plus archs, losses and attention lists; flags given override it."
@@ -52,8 +53,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--band-sets",
         help="comma-separated band sets for Table 4, each +-joined band names or sets (rgb, rgbd, "
-        "terrain), e.g. rgbd,rgbd+terrain: the best model of Tables 2 and 3 trained on each "
-        "(default: none; terrain bands need --resolution-m)",
+        "terrain) or a layers file (.yaml, see docs/layers.md), e.g. rgbd,rgbd+terrain: the best "
+        "model of Tables 2 and 3 trained on each (default: none; terrain bands need "
+        "--resolution-m)",
+    )
+    parser.add_argument(
+        "--seeds",
+        help="comma-separated seeds: Table 4 trains each band set with each and shows the means "
+        "and the spread of mIoU (default: the grid's --seed only)",
     )
     parser.add_argument(
         "--resolution-m", type=float, help="ground resolution of the chips in metres, if known"

@@ -31,6 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=0.5,
         help="share of chips centred on a landslide (default 0.5)",
     )
+    _layer_options(chips)
     chips.set_defaults(func=run_chips)
 
     region = kinds.add_parser(
@@ -53,7 +54,29 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     region.add_argument(
         "--block", type=int, default=1024, help="generation block in pixels (default 1024)"
     )
+    _layer_options(region)
     region.set_defaults(func=run_region)
+
+
+def _layer_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--nir",
+        action="store_true",
+        help="also write red, green, blue and near-infrared (chips: ms/ folders; region: "
+        "ms.tif), from a world with shrub look-alikes that only near-infrared tells from scars",
+    )
+    parser.add_argument(
+        "--lithology",
+        action="store_true",
+        help="also write the lithology map (chips: lithology/ folders; region: lithology.tif), "
+        "from a world whose scars depend on it",
+    )
+    parser.add_argument(
+        "--dtype",
+        choices=["uint8", "uint16"],
+        default="uint8",
+        help="type of the --nir imagery (uint16: digital numbers x 40, as reflectance x 10000)",
+    )
 
 
 def _check(args: argparse.Namespace) -> None:
@@ -74,7 +97,16 @@ def run_chips(args: argparse.Namespace) -> int:
         raise InputError(f"--count must be at least 1, got {args.count}")
     if not 0.0 <= args.landslide_fraction <= 1.0:
         raise InputError(f"--landslide-fraction must be in [0, 1], got {args.landslide_fraction}")
-    out = write_chips(args.out, args.count, args.size, args.seed, args.landslide_fraction)
+    out = write_chips(
+        args.out,
+        args.count,
+        args.size,
+        args.seed,
+        args.landslide_fraction,
+        nir=args.nir,
+        lithology=args.lithology,
+        dtype=args.dtype,
+    )
     print(f"wrote {args.count} chips of {args.size} px to {out}")
     return 0
 
@@ -86,6 +118,18 @@ def run_region(args: argparse.Namespace) -> int:
     _check(args)
     if args.event < 0 or args.block < 1:
         raise InputError("--event must be >= 0 and --block >= 1")
-    files = write_region(args.out, args.size, args.seed, block=args.block, event=args.event)
-    print(f"wrote {files.rgb}, {files.dem} and {files.truth}")
+    files = write_region(
+        args.out,
+        args.size,
+        args.seed,
+        block=args.block,
+        event=args.event,
+        nir=args.nir,
+        lithology=args.lithology,
+        dtype=args.dtype,
+    )
+    written = [
+        path for path in (files.rgb, files.dem, files.truth, files.ms, files.lithology) if path
+    ]
+    print(f"wrote {', '.join(map(str, written))}; layers in {files.layers}")
     return 0

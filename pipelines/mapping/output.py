@@ -155,7 +155,7 @@ def _pixel_centres(grid: Grid) -> dict[str, np.ndarray]:
     }
 
 
-def run_inputs(run: dict) -> dict[str, str]:
+def run_inputs(run: dict) -> dict[str, str | list[str]]:
     """A run identity's input files by layer name; runs recorded before layers named their RGB
     and DEM ``rgb`` and ``dem``: they are the layers ``image`` and ``dem``."""
     if "inputs" in run:
@@ -166,10 +166,11 @@ def run_inputs(run: dict) -> dict[str, str]:
 
 def source_image(run: dict) -> tuple[str, str]:
     """The layer name and URI of the image a run mapped from: its ``image`` layer, else its
-    first layer (the DEM of a terrain-only model)."""
+    first layer (the DEM of a terrain-only model); of a layer of one file per band, the first."""
     inputs = run_inputs(run)
     name = "image" if "image" in inputs else next(iter(inputs))
-    return name, inputs[name]
+    uri = inputs[name]
+    return name, uri if isinstance(uri, str) else uri[0]
 
 
 def stored_run(layout: OutputLayout) -> dict | None:

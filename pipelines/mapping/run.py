@@ -127,7 +127,7 @@ def map_region(
     output.write_manifest(spec.layout, manifest)
     stats = _execute(spec, todo, workers, cpus_per_worker, gpus_per_worker, progress)
     if not done and all(s["valid_pixels"] == 0 for s in stats):
-        files = [storage.redact(uri) for uri in spec.inputs.uris.values()]
+        files = [source.name for source in spec.inputs.sources]
         inputs_text = (
             f"{files[0]} is nodata everywhere in it"
             if len(files) == 1
@@ -174,6 +174,11 @@ def _run_identity(spec: MapSpec, bundle_sha256: str) -> dict:
     return {
         "model_sha256": bundle_sha256,
         "inputs": spec.inputs.uris,
+        **(
+            {"masks": {mask.layer.name: list(mask.layer.codes) for mask in spec.inputs.masks}}
+            if spec.inputs.masks
+            else {}
+        ),
         "crs": grid.crs.to_string(),
         "transform": list(grid.transform)[:6],
         "shape": [grid.height, grid.width],
@@ -215,7 +220,10 @@ def _with_absolute_inputs(run: dict) -> dict:
     """A recorded run identity with its input paths absolute, as the command line now makes
     them: a run recorded with relative paths, resumed from the same directory, is the same run.
     Runs recorded before layers name their RGB and DEM as the layers ``image`` and ``dem``."""
-    inputs = {name: storage.absolute(uri) for name, uri in output.run_inputs(run).items()}
+    inputs = {
+        name: storage.absolute(uri) if isinstance(uri, str) else [storage.absolute(u) for u in uri]
+        for name, uri in output.run_inputs(run).items()
+    }
     legacy = {key: value for key, value in run.items() if key not in ("rgb", "dem")}
     return legacy | {"inputs": inputs}
 
@@ -250,7 +258,13 @@ def _execute(
     with tqdm(total=len(todo), unit="unit", desc="mapping", disable=not progress) as bar:
         for row in mapped.iter_rows():
             if not row["written"]:
-                raise UnreadableInputError(row["error"])
+                # Values the model cannot take are the input's fault, not a read error to map
+                # around: --tolerate-read-errors does not apply.
+                raise (InputError if row["refused"] else UnreadableInputError)(
+                    f"{row['error']}; the output stays marked incomplete"
+                    if row["refused"]
+                    else row["error"]
+                )
             stats.append(row)
             pixels += row["pixels"]
             rate = pixels / max(time.perf_counter() - started, 1e-9)

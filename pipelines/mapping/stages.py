@@ -133,6 +133,7 @@ class InferAndWriteUnits:
             "valid_pixels": int(valid.sum()),
             "pixels": height * width,
             "error": error,
+            "refused": refused,
             "read_s": read_s,
             "infer_s": 0.0,
             "write_s": 0.0,

@@ -9,6 +9,8 @@ regions:
     # imagery: {stac_api: https://earth-search.example/v1, collection: sentinel-2-l2a,
     #           max_cloud_cover: 20, days: 30, asset: visual}
     # imagery: {stac_catalog: s3://bucket/event-2024/catalog.json, datetime: 2024-07-01/..}
+    # imagery: {stac_api: ..., collection: sentinel-2-l2a, layers: {ms: [red, green, blue, nir]},
+    #           mask: {asset: scl, codes: [3, 8, 9, 10]}}   # bands as assets, clouds masked
     dem: s3://bucket/bijie-north/dem.tif
     model: s3://bucket/models/unet/             # a bundle or a `lsmap train` run directory
     output: s3://bucket/scans/                  # results go to <output>/<name>/
@@ -25,7 +27,11 @@ pystac-client) or ``stac_catalog`` (a static catalog or collection JSON, local, 
 walked with pystac); optional ``collection`` (a collection id), ``max_cloud_cover`` (percent,
 against ``eo:cloud_cover``; items without it are kept), a time window as ``days`` (the last N
 days) or ``datetime`` (a STAC interval ``start/end``, ``..`` for open), and ``asset`` (the asset
-key to map when an item has several GeoTIFF/Zarr assets).
+key to map when an item has several GeoTIFF/Zarr assets) or ``layers`` (the model's image layers
+by name, each an asset key or a list of keys, one single-band asset per band, as Sentinel-2 L2A
+items hold them: ``{ms: [red, green, blue, nir]}``; see docs/layers.md). ``mask`` (``asset``
+and ``codes``) makes the pixels of a scene classification asset whose class is in ``codes``
+(clouds, shadows) nodata in the map.
 
 Parsing is strict: an unknown or repeated key, a missing field, a value of the wrong type, a bad
 cron expression or CRS, or a path with a ``..`` segment is an :class:`InputError` naming the file
@@ -86,6 +92,10 @@ class StacImagery:
     days: int | None = None
     datetime: str | None = None
     asset: str | None = None
+    # Layer name -> asset keys (one per band), in the model's band order.
+    layers: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    mask_asset: str | None = None
+    mask_codes: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -343,7 +353,11 @@ def _stac_imagery(entry: dict, file: str, where: str, base: str | None) -> StacI
         days=fields.integer("days", 1, default=None),
         datetime=fields.take("datetime", str, default=None),
         asset=fields.take("asset", str, default=None),
+        layers=_asset_layers(fields.take("layers", dict, default={}), fields),
+        **_mask(fields.take("mask", dict, default=None), fields),
     )
+    if imagery.layers and imagery.asset is not None:
+        raise fields.error("", "give the imagery as 'asset' or as 'layers', not both")
     if imagery.days is not None and imagery.datetime is not None:
         raise fields.error("", "give a time window as 'days' or as 'datetime', not both")
     if imagery.datetime is not None:
@@ -355,6 +369,33 @@ def _stac_imagery(entry: dict, file: str, where: str, base: str | None) -> StacI
             raise fields.error("datetime", str(err)) from err
     fields.done()
     return imagery
+
+
+def _asset_layers(entry: dict, fields: _Fields) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    layers = []
+    for name, keys in entry.items():
+        keys = [keys] if isinstance(keys, str) else keys
+        if not isinstance(name, str) or not (
+            isinstance(keys, list) and keys and all(isinstance(k, str) for k in keys)
+        ):
+            raise fields.error("layers", f"expected layer name: asset key(s), got {name}: {keys}")
+        layers.append((name, tuple(keys)))
+    return tuple(layers)
+
+
+def _mask(entry: dict | None, fields: _Fields) -> dict[str, Any]:
+    if entry is None:
+        return {}
+    asset, codes = entry.get("asset"), entry.get("codes")
+    if (
+        set(entry) != {"asset", "codes"}
+        or not isinstance(asset, str)
+        or not isinstance(codes, list)
+        or not codes
+        or not all(isinstance(c, int) and not isinstance(c, bool) for c in codes)
+    ):
+        raise fields.error("mask", f"expected {{asset: KEY, codes: [CLASS, ...]}}, got {entry}")
+    return {"mask_asset": asset, "mask_codes": tuple(codes)}
 
 
 def _event(entry: dict, file: str, where: str) -> Event:

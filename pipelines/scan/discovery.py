@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 
 from pipelines import storage
 from pipelines.errors import InputError, LsmapError
+from pipelines.inputs import LayerInput
 
 if TYPE_CHECKING:
     import pystac
@@ -40,12 +41,18 @@ ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 @dataclass(frozen=True)
 class Image:
     """One post-event image: its id, URI, acquisition time (ISO 8601, UTC) and STAC Item when
-    known."""
+    known. ``inputs`` are the model layers (and mask) it gives by name; by default its URI is
+    the layer ``image``."""
 
     id: str
     uri: str
     datetime: str | None = None
     item: pystac.Item | None = field(default=None, compare=False, repr=False)
+    inputs: dict[str, LayerInput] = field(default_factory=dict, compare=False, repr=False)
+
+    def layers(self) -> dict[str, LayerInput]:
+        """The map inputs of this image: its ``inputs``, or its URI as the layer ``image``."""
+        return dict(self.inputs) or {"image": LayerInput(self.uri)}
 
     @property
     def order(self) -> tuple[str, str]:
@@ -91,7 +98,7 @@ def discover_stac(
 ) -> tuple[list[Image], list[str]]:
     """Images of the STAC items in ``source`` over ``aoi`` (see the module docstring), in order;
     ``now`` ends a ``days`` window (default: the current time)."""
-    from pipelines.stac import item_datetime, raster_asset
+    from pipelines.stac import item_datetime
 
     bbox = _lonlat_bbox(aoi)
     start, end = _window(source, now)
@@ -110,13 +117,33 @@ def discover_stac(
         if item.id in images:
             raise InputError(f"{where}: two items have the id {item.id!r}; keep one")
         try:
-            href = raster_asset(item, source.asset)
+            inputs = _item_inputs(item, source)
         except LsmapError as err:
             ignored.append(f"{item.id} ({err})")
             continue
         stamp = when.astimezone(datetime.UTC).isoformat() if when else None
-        images[item.id] = Image(item.id, href, stamp, item)
+        first = next(iter(inputs.values())).uri
+        href = first if isinstance(first, str) else first[0]
+        images[item.id] = Image(item.id, href, stamp, item, inputs)
     return sorted(images.values(), key=lambda image: image.order), ignored
+
+
+def _item_inputs(item: pystac.Item, source: StacImagery) -> dict[str, LayerInput]:
+    """An item's map inputs: its raster asset as the layer ``image``, or the ``layers`` of
+    ``source`` (one asset per band), and its ``mask`` asset."""
+    from pipelines.stac import raster_asset
+
+    if source.layers:
+        inputs = {}
+        for name, keys in source.layers:
+            hrefs = tuple(raster_asset(item, key) for key in keys)
+            inputs[name] = LayerInput(hrefs[0] if len(hrefs) == 1 else hrefs)
+    else:
+        inputs = {"image": LayerInput(raster_asset(item, source.asset))}
+    if source.mask_asset:
+        href = raster_asset(item, source.mask_asset)
+        inputs["mask"] = LayerInput(href, mask=source.mask_codes)
+    return inputs
 
 
 def parse_interval(text: str) -> tuple[datetime.datetime | None, datetime.datetime | None]:

@@ -160,7 +160,7 @@ def scan_image(
     dem, dem_item = stac.resolve_raster(region.dem)
     manifest = map_region(
         region.model,
-        {"image": image.uri, "dem": dem},
+        {**image.layers(), "dem": dem},
         out,
         workers=options.workers,
         cpus_per_worker=options.cpus_per_worker,
@@ -231,6 +231,11 @@ def _settings_changed(region: Region, image: Image, dem: str, out: str) -> bool:
     settings the mapper resumes it. Records this scan's settings for the next time."""
     settings = {
         "image": image.uri,
+        **(
+            {"layers": {k: dataclasses.asdict(v) for k, v in image.inputs.items()}}
+            if image.inputs
+            else {}
+        ),
         "dem": dem,
         "aoi": [list(region.aoi.bbox), region.aoi.crs],
         "mapping": dataclasses.asdict(region.mapping),

@@ -21,7 +21,7 @@ from typing import Any
 from pipelines import storage
 from pipelines.bundles import BUNDLE_NAME
 from pipelines.errors import InputError, LsmapError
-from pipelines.study.config import ATTENTION_BASE, StudyConfig, run_name
+from pipelines.study.config import ATTENTION_BASE, StudyConfig, band_set_label, run_name
 from pipelines.study.figure import loss_curves_png
 from pipelines.study.tables import (
     RunMetrics,
@@ -37,7 +37,7 @@ from pipelines.training.config import RESUMABLE_KEYS, TrainConfig
 from pipelines.training.outputs import LOSS_CURVE_NAME, METRICS_NAME
 
 Progress = Callable[[str], None] | None
-# (arch, loss), or (arch, loss, band set) for the band-set runs of phase 3.
+# (arch, loss), or (arch, loss, band set[, seed]) for the band-set runs of phase 3.
 RunKey = tuple[str, ...]
 
 
@@ -91,15 +91,18 @@ def run_study(
     if config.band_sets:
         arch, loss = best_model(runs, tables)
         phase3 = config.phase3(arch, loss)
-        todo = [key for key in phase3 if key not in runs]
+        todo = [key for keys in phase3 for key in keys if key not in runs]
+        seeds = f", seeds {', '.join(config.seeds)}" if config.seeds else ""
+        labels = [band_set_label(band_set) for band_set in config.band_sets]
         _emit(
             progress,
             f"phase 3: {model_name(arch)} with {loss_name(loss)}, the best model by validation "
-            f"mIoU, on band sets {', '.join(config.band_sets)}: {len(todo)} run(s), {limit}",
+            f"mIoU, on band sets {', '.join(labels)}{seeds}: {len(todo)} run(s), {limit}",
         )
         train_runs(config, todo, slots, progress)
         runs.update(load_runs(config, todo))
-        tables = add_band_table(tables, [runs[key] for key in phase3], config.band_sets)
+        per_set = [[runs[key] for key in keys] for keys in phase3]
+        tables = add_band_table(tables, per_set, labels)
     return StudyResult(tables, runs, write_outputs(config, tables, runs))
 
 

@@ -24,6 +24,7 @@ METRICS = ("miou", "auc", "precision", "recall", "f1", "accuracy")
 METRIC_COLUMNS = ("model", "loss", "val_miou", *METRICS)
 LABELS = {
     "bands": "Bands",
+    "miou_spread": "mIoU spread",
     "model": "Model",
     "loss": "Loss",
     "val_miou": "Val mIoU",
@@ -216,26 +217,54 @@ def best_model(runs: Mapping[tuple[str, ...], RunMetrics], tables: StudyTables) 
 
 
 def add_band_table(
-    tables: StudyTables, runs: Sequence[RunMetrics], band_sets: Sequence[str]
+    tables: StudyTables, runs: Sequence[Sequence[RunMetrics]], band_sets: Sequence[str]
 ) -> StudyTables:
-    """``tables`` with Table 4: one run of the same model and loss per band set, in order."""
-    (arch, loss), *others = {(run.arch, run.loss) for run in runs}
+    """``tables`` with Table 4: the runs of one model and loss on each band set, in order, one
+    per seed (a row holds their means, and the spread of test mIoU over seeds)."""
+    (arch, loss), *others = {(run.arch, run.loss) for group in runs for run in group}
     if others:
         raise ValueError("Table 4 compares band sets of one model and loss")
+    seeds = {len(group) for group in runs}
+    if len(seeds) != 1:
+        raise ValueError("Table 4 compares band sets trained with the same seeds")
+    (count,) = seeds
+    spread = ("miou_spread",) if count > 1 else ()
+    seeded = (
+        f" Each band set is trained with {count} seeds (split, initial weights and shuffling): "
+        "every metric is their mean, and mIoU spread is the largest minus the smallest test "
+        "mIoU of the seeds."
+        if count > 1
+        else ""
+    )
     table4 = Table(
         title="Table 4. Input bands",
         note=(
             f"{model_name(arch)} with {loss_name(loss)}, the best model of Tables 2 and 3 by "
             "validation mIoU, trained on each band set (rgbd: RGB + DEM; terrain: slope, "
-            "aspect, hillshade, curvature and relative elevation derived from the DEM). "
-            "Metrics on the test split."
+            "aspect, hillshade, curvature and relative elevation derived from the DEM; a layers "
+            f"file by its name, see docs/layers.md).{seeded} Metrics on the test split."
         ),
-        columns=("bands", *METRIC_COLUMNS),
+        columns=("bands", *METRIC_COLUMNS, *spread),
         rows=tuple(
-            {"bands": label, **_metric_row(run)} for label, run in zip(band_sets, runs, strict=True)
+            {"bands": label, **_mean_row(group)}
+            for label, group in zip(band_sets, runs, strict=True)
         ),
     )
     return replace(tables, table4=table4)
+
+
+def _mean_row(runs: Sequence[RunMetrics]) -> dict[str, Any]:
+    """The metric row of one run, or the means of several (seeds) and their mIoU spread."""
+    rows = [_metric_row(run) for run in runs]
+    if len(rows) == 1:
+        return rows[0]
+    mean = dict(rows[0])
+    for key in ("val_miou", *METRICS):
+        values = [row[key] for row in rows]
+        mean[key] = None if any(_missing(v) for v in values) else sum(values) / len(values)
+    mious = [row["miou"] for row in rows]
+    mean["miou_spread"] = None if any(_missing(v) for v in mious) else max(mious) - min(mious)
+    return mean
 
 
 def _require(runs: Mapping[tuple[str, str], RunMetrics], keys: Sequence[tuple[str, str]]) -> None:

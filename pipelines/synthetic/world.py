@@ -8,6 +8,7 @@ x east, y north); a window is given by its upper-left corner, so pixel ``(i, j)`
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import IntEnum
 
@@ -30,6 +31,7 @@ class Cover(IntEnum):
     ROAD = 5
     RIVER = 6
     ROOF = 7
+    SHRUB = 8
 
 
 CONFUSERS = (Cover.BARE_PATCH, Cover.BARE_FIELD, Cover.ROAD, Cover.RIVER, Cover.ROOF)
@@ -52,6 +54,8 @@ class _Layer(IntEnum):
     FIELDS = 12
     FIELD_ORIENTATION = 13
     VILLAGES = 14
+    LITHOLOGY = 15
+    SHRUBS = 16
 
 
 # Colours (RGB, 0-255 before shading and haze).
@@ -65,6 +69,17 @@ _HAZE = np.array([205.0, 210.0, 220.0], np.float32)
 _CROPS = ((112.0, 136.0, 66.0), (146.0, 146.0, 84.0), (92.0, 118.0, 56.0))
 _ROOFS = ((196.0, 194.0, 188.0), (222.0, 216.0, 206.0), (96.0, 124.0, 160.0), (156.0, 96.0, 74.0))
 _SUN = np.array([-0.5, 0.5, math.sqrt(0.5)], np.float32)  # from the north-west, 45 deg high
+# Near-infrared (0-255 before shading and haze) per Cover code; vegetation is textured apart.
+# Green leaves reflect near-infrared strongly; bare soil, scars and their look-alikes do not.
+_NIR = np.array([0.0, 72.0, 74.0, 80.0, 176.0, 104.0, 46.0, 128.0, 184.0], np.float32)
+_NIR_HAZE = 214.0
+
+LITHOLOGY_CODES = (1, 2, 3, 4)
+"""Lithology classes of the world's geological map: 1 mudstone and shale, 2 limestone,
+3 sandstone, 4 coal measures."""
+# The share of the slope-driven scar probability each class keeps in worlds whose scars depend
+# on lithology (index = code): weak shales and coal measures slide, massive limestone rarely.
+_SUSCEPTIBILITY = np.array([0.0, 1.0, 0.05, 0.3, 1.0])
 
 
 def _tan(degrees: float) -> float:
@@ -90,6 +105,8 @@ class Scene:
     elevation: np.ndarray  # float32 (H, W), m
     slope: np.ndarray  # float32 (H, W), degrees
     cover: np.ndarray  # uint8 (H, W), Cover codes
+    nir: np.ndarray  # uint8 (H, W), near-infrared
+    lithology: np.ndarray  # uint8 (H, W), LITHOLOGY_CODES
 
 
 @dataclass(frozen=True)
@@ -128,9 +145,17 @@ class _Shape:
 
 @dataclass(frozen=True)
 class World:
-    """A deterministic synthetic landslide world, a pure function of ``seed`` and map coordinates."""
+    """A deterministic synthetic landslide world, a pure function of ``seed`` and map coordinates.
+
+    Options, off by default so that a seed's world never changes: ``lithology_scars`` makes
+    scars depend on the lithology map (:meth:`lithology`) as well as on slope;
+    ``shrub_lookalikes`` adds reddish shrub patches on steep ground that look like scars in RGB
+    and lie where scars do, but are bright in near-infrared.
+    """
 
     seed: int
+    lithology_scars: bool = False
+    shrub_lookalikes: bool = False
 
     def __post_init__(self) -> None:
         if self.seed < 0:
@@ -196,13 +221,18 @@ class World:
         cell: float,
         bounds: tuple[float, float, float, float],
         accept: tuple[float, float, float],
+        weight: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
     ) -> list[_Shape]:
-        """Bare-soil teardrops along the slope; ``accept``: (probability, slope ramp lo, hi)."""
+        """Bare-soil teardrops along the slope; ``accept``: (probability, slope ramp lo, hi),
+        times ``weight(x, y)`` of the candidate's centre when given."""
         x, y, u = self._candidates(layer, cell, bounds, 13)
         gx, gy = self._gradient_at(x, y)
         slope = np.sqrt(gx * gx + gy * gy)
         p, lo, hi = accept
-        keep = u[:, 0] < p * _ramp(slope, _tan(lo), _tan(hi))
+        chance = p * _ramp(slope, _tan(lo), _tan(hi))
+        if weight is not None:
+            chance = chance * weight(x, y)
+        keep = u[:, 0] < chance
         shapes = []
         for i in np.flatnonzero(keep):
             v = [float(a) for a in u[i]]
@@ -237,7 +267,26 @@ class World:
 
     def _scars(self, bounds: tuple[float, float, float, float]) -> list[_Shape]:
         # Landslides: one candidate per 64 m cell, likelier the steeper (none below ~22 deg).
-        return self._blobs(Cover.SCAR, _Layer.SCARS, 64.0, bounds, (0.9, 22.0, 36.0))
+        weight = self._susceptibility if self.lithology_scars else None
+        return self._blobs(Cover.SCAR, _Layer.SCARS, 64.0, bounds, (0.9, 22.0, 36.0), weight)
+
+    def _susceptibility(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        return _SUSCEPTIBILITY[self.lithology(x, y)]
+
+    def _shrubs(self, bounds: tuple[float, float, float, float]) -> list[_Shape]:
+        # Reddish shrub patches drawn like scars on the same steep ground: only near-infrared,
+        # where leaves are bright, tells them apart.
+        if not self.shrub_lookalikes:
+            return []
+        return self._blobs(Cover.SHRUB, _Layer.SHRUBS, 64.0, bounds, (0.45, 22.0, 36.0))
+
+    def lithology(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """Lithology code (:data:`LITHOLOGY_CODES`, uint8) at map coordinates: units of a few
+        hundred metres to kilometres with smooth, irregular contacts."""
+        field = noise.fbm(self.seed, _Layer.LITHOLOGY, x, y, (1800.0, 700.0), (1.0, 0.4))
+        # The field's quartiles (measured over the chip domain): four classes of equal area.
+        edges = np.array([-0.16, 0.0, 0.16], np.float32)
+        return (1 + np.searchsorted(edges, field)).astype(np.uint8)
 
     def _patches(self, bounds: tuple[float, float, float, float]) -> list[_Shape]:
         # Look-alikes (earthworks, eroded plots): drawn like scars, but only on gentle ground.
@@ -373,7 +422,7 @@ class World:
         _blend(canvas, cover, np.clip(12.0 - river_dist, 0.0, 1.0), _GRAVEL, soil_tex, Cover.RIVER)
         _blend(canvas, cover, np.clip(5.0 - river_dist, 0.0, 1.0), _WATER, soil_tex, Cover.RIVER)
 
-        for shape in self._patches(bounds) + self._roofs(bounds):
+        for shape in self._patches(bounds) + self._roofs(bounds) + self._shrubs(bounds):
             _paint(shape, window, p)
         for shape in self._scars(bounds):
             if shape.event <= event:
@@ -386,7 +435,22 @@ class World:
         canvas += haze * (_HAZE[:, None, None] - canvas)
         rgb = np.clip(canvas + 0.5, 0.0, 255.0).astype(np.uint8)
         slope = np.degrees(np.arctan(grad)).astype(np.float32)
-        return Scene(rgb=rgb, mask=mask, elevation=elev[1:-1, 1:-1], slope=slope, cover=cover)
+
+        # Near-infrared from what each pixel shows: leaves bright (grass brighter than forest
+        # shade), soil, scars and look-alikes dark, water darkest; shaded and hazed like the RGB.
+        leaves = (150.0 + 50.0 * cover_mix) * (0.8 + 0.3 * texture + 0.2 * grain)
+        nir = np.where(cover == Cover.VEGETATION, leaves, _NIR[cover] * soil_tex)
+        nir = nir * (0.85 + 0.21 * np.clip(shade, 0.0, 1.0))
+        nir = nir + haze * (_NIR_HAZE - nir)
+        return Scene(
+            rgb=rgb,
+            mask=mask,
+            elevation=elev[1:-1, 1:-1],
+            slope=slope,
+            cover=cover,
+            nir=np.clip(nir + 0.5, 0.0, 255.0).astype(np.uint8),
+            lithology=self.lithology(x, y),
+        )
 
     def render(
         self,

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import tempfile
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,8 @@ CHIP_DOMAIN = 20_000.0  # m; chips are drawn from the square of this side below-
 DEM_RESOLUTION = 4e-5  # degrees: about 4.0 m east-west and 4.4 m north-south at 27.3N
 DEM_MARGIN = 100.0  # m of DEM beyond the RGB on every side
 DEM_NODATA = -9999.0
+STEEP_DEGREES = 30.0  # slope of the steep scar-free negatives of lithology chips
+LITHOLOGY_RESOLUTION = 5.0  # m: a geological map is coarser than the imagery
 _GTIFF_TILE = 512
 
 
@@ -31,21 +34,40 @@ def _write_png(path: Path, array: np.ndarray) -> None:
     Image.fromarray(np.ascontiguousarray(image)).save(path)
 
 
-def _write_dem_chip(path: Path, dem: np.ndarray, x0: float, y0: float, pixel_size: float) -> None:
+def _write_chip_tif(
+    path: Path, values: np.ndarray, x0: float, y0: float, pixel_size: float
+) -> None:
+    """A ``(bands, H, W)`` or ``(H, W)`` chip as a GeoTIFF on its place in the world."""
     import rasterio
     from rasterio.transform import from_origin
 
+    values = values if values.ndim == 3 else values[None]
     profile = {
         "driver": "GTiff",
-        "height": dem.shape[0],
-        "width": dem.shape[1],
-        "count": 1,
-        "dtype": "float32",
+        "height": values.shape[1],
+        "width": values.shape[2],
+        "count": values.shape[0],
+        "dtype": values.dtype,
         "crs": WORLD_CRS,
         "transform": from_origin(x0, y0, pixel_size, pixel_size),
     }
     with rasterio.open(path, "w", **profile) as dst:
-        dst.write(dem, 1)
+        dst.write(values)
+
+
+MULTISPECTRAL_BANDS = ("red", "green", "blue", "nir")
+MULTISPECTRAL_DTYPES = ("uint8", "uint16")
+# 16-bit multispectral values are the 8-bit ones times this: digital numbers of 0-10200, as
+# reflectance x 10000 in Sentinel-2 L2A (declare `scale: 0.0001` to read them as reflectance).
+UINT16_GAIN = 40
+
+
+def multispectral(scene: Scene, dtype: str = "uint8") -> np.ndarray:
+    """Red, green, blue and near-infrared of a scene, ``(4, H, W)`` in ``dtype``."""
+    if dtype not in MULTISPECTRAL_DTYPES:
+        raise ValueError(f"dtype must be one of {MULTISPECTRAL_DTYPES}, got {dtype!r}")
+    bands = np.concatenate([scene.rgb, scene.nir[None]])
+    return bands if dtype == "uint8" else bands.astype(np.uint16) * np.uint16(UINT16_GAIN)
 
 
 def write_chips(
@@ -55,6 +77,10 @@ def write_chips(
     seed: int = 0,
     landslide_fraction: float = 0.5,
     pixel_size: float = 1.0,
+    *,
+    nir: bool = False,
+    lithology: bool = False,
+    dtype: str = "uint8",
 ) -> Path:
     """Write ``count`` chips of ``size`` px in the Bijie layout; returns ``out_dir``.
 
@@ -64,19 +90,27 @@ def write_chips(
     RGB PNGs, DEMs float32 GeoTIFFs on the image grid (UTM 48N, so each chip's place in the world
     is known), masks PNGs of 0/255. Chips come from a 20 km square of the world below-right of
     :data:`ORIGIN`. Deterministic in ``seed``.
+
+    Options (off: the same chips as ever for a seed): ``nir`` adds ``ms/`` folders of
+    red, green, blue and near-infrared GeoTIFFs (``dtype`` ``uint8`` or ``uint16``, see
+    :data:`UINT16_GAIN`) and a world with shrub look-alikes (scars in RGB, bright in
+    near-infrared), which are among the hard negatives; ``lithology`` adds ``lithology/`` folders
+    of class codes and a world whose scars depend on lithology, and centres every third negative
+    chip on steep scar-free ground.
     """
     if count < 1 or size < 8 or not 0.0 <= landslide_fraction <= 1.0:
         raise ValueError("need count >= 1, size >= 8 and 0 <= landslide_fraction <= 1")
     out = Path(out_dir)
-    dirs = {
-        name: out / name
-        for name in ("landslide/image", "landslide/dem", "landslide/mask")
-        + ("non-landslide/image", "non-landslide/dem")
-    }
+    folders = ["image", "dem", *(["ms"] if nir else []), *(["lithology"] if lithology else [])]
+    kinds = ("landslide", "non-landslide")
+    dirs = {f"{kind}/{folder}": out / kind / folder for kind in kinds for folder in folders}
+    dirs["landslide/mask"] = out / "landslide" / "mask"
     for d in dirs.values():
         d.mkdir(parents=True, exist_ok=True)
+    if dtype not in MULTISPECTRAL_DTYPES:
+        raise ValueError(f"dtype must be one of {MULTISPECTRAL_DTYPES}, got {dtype!r}")
 
-    world = World(seed)
+    world = World(seed, lithology_scars=lithology, shrub_lookalikes=nir)
     rng = np.random.default_rng([seed, 7])
     extent = size * pixel_size
 
@@ -87,7 +121,13 @@ def write_chips(
 
     def save(kind: str, name: str, scene: Scene, x0: float, y0: float) -> None:
         _write_png(dirs[f"{kind}/image"] / f"{name}.png", scene.rgb)
-        _write_dem_chip(dirs[f"{kind}/dem"] / f"{name}.tif", scene.elevation, x0, y0, pixel_size)
+        _write_chip_tif(dirs[f"{kind}/dem"] / f"{name}.tif", scene.elevation, x0, y0, pixel_size)
+        if nir:
+            values = multispectral(scene, dtype)
+            _write_chip_tif(dirs[f"{kind}/ms"] / f"{name}.tif", values, x0, y0, pixel_size)
+        if lithology:
+            codes = scene.lithology
+            _write_chip_tif(dirs[f"{kind}/lithology"] / f"{name}.tif", codes, x0, y0, pixel_size)
         if kind == "landslide":
             _write_png(dirs[f"{kind}/mask"] / f"{name}.png", scene.mask * np.uint8(255))
 
@@ -106,7 +146,7 @@ def write_chips(
             save("landslide", f"ls_{made:05d}", scene, x0, y0)
             made += 1
 
-    confusers = np.array(CONFUSERS, np.uint8)
+    confusers = np.array((*CONFUSERS, *([Cover.SHRUB] if nir else [])), np.uint8)
     half = size // 2
     for made in range(count - n_landslide):
         while True:
@@ -116,7 +156,13 @@ def write_chips(
             x0, y0 = random_corner()
             tile = world.scene(x0, y0, 2 * size, 2 * size, pixel_size)
             centre = tile.cover[half : half + size, half : half + size]
-            wanted = centre == Cover.BARE_PATCH if made % 2 == 0 else np.isin(centre, confusers)
+            if lithology and made % 3 == 2:
+                # Steep ground without scars: where lithology, not slope, tells the class.
+                wanted = tile.slope[half : half + size, half : half + size] > STEEP_DEGREES
+            elif made % 2 == 0:
+                wanted = centre == Cover.BARE_PATCH
+            else:
+                wanted = np.isin(centre, confusers)
             rows, cols = np.nonzero(wanted)
             if rows.size == 0:
                 continue
@@ -141,11 +187,14 @@ def _crop(scene: Scene, row: int, col: int, size: int) -> Scene:
 
 @dataclass(frozen=True)
 class RegionFiles:
-    """Paths of a written region."""
+    """Paths of a written region (``ms``, ``lithology``: None unless asked for)."""
 
     rgb: Path
     dem: Path
     truth: Path
+    ms: Path | None = None
+    lithology: Path | None = None
+    layers: Path | None = None
 
 
 def _to_cog(src: Path, dst: Path, resampling: str, predictor: int) -> None:
@@ -188,7 +237,15 @@ def _blocks(height: int, width: int, block: int):
 
 
 def write_region(
-    out_dir: str | Path, size: int, seed: int, block: int = 1024, event: int = 0
+    out_dir: str | Path,
+    size: int,
+    seed: int,
+    block: int = 1024,
+    event: int = 0,
+    *,
+    nir: bool = False,
+    lithology: bool = False,
+    dtype: str = "uint8",
 ) -> RegionFiles:
     """Write a ``size`` x ``size`` m region of the world after ``event`` as three COGs.
 
@@ -199,10 +256,21 @@ def write_region(
     - ``dem.tif``: float32 elevation (m), EPSG:4326, pixels of :data:`DEM_RESOLUTION` degrees,
       covering the RGB bounds plus :data:`DEM_MARGIN` m, nodata :data:`DEM_NODATA` declared.
 
+    Options, as for :func:`write_chips` (off: the same region as ever for a seed):
+
+    - ``nir``: ``ms.tif``, red, green, blue and near-infrared (band descriptions set) in
+      ``dtype`` on the RGB grid, of a world with shrub look-alikes;
+    - ``lithology``: ``lithology.tif``, uint8 class codes (:data:`LITHOLOGY_CODES`) at
+      :data:`LITHOLOGY_RESOLUTION` m covering the DEM's area, of a world whose scars depend on them.
+
+    ``layers.yaml`` names every file written as a layer (``image``: rgb.tif, ``dem``, ``ms``,
+    ``lithology``), for `lsmap map --layers` (a model reads the layers it needs).
+
     Blocks of ``block`` px are generated and written one at a time into tiled GeoTIFFs, which are
     then converted to COGs, so memory stays bounded whatever the size.
     """
     import rasterio
+    import yaml
     from pyproj import Transformer
     from rasterio.transform import from_origin
     from rasterio.warp import transform_bounds
@@ -210,9 +278,11 @@ def write_region(
 
     if size < 1 or block < 1:
         raise ValueError("size and block must be positive")
+    if dtype not in MULTISPECTRAL_DTYPES:
+        raise ValueError(f"dtype must be one of {MULTISPECTRAL_DTYPES}, got {dtype!r}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    world = World(seed)
+    world = World(seed, lithology_scars=lithology, shrub_lookalikes=nir)
     x0, y0 = ORIGIN
     rgb_transform = from_origin(x0, y0, 1.0, 1.0)
 
@@ -232,6 +302,7 @@ def write_region(
 
     with tempfile.TemporaryDirectory(dir=out) as tmp:
         tmp_rgb, tmp_truth, tmp_dem = (Path(tmp) / n for n in ("rgb.tif", "truth.tif", "dem.tif"))
+        tmp_ms = Path(tmp) / "ms.tif"
         with (
             rasterio.open(
                 tmp_rgb, "w", **_tiled_profile(size, size, 3, "uint8", WORLD_CRS, rgb_transform)
@@ -239,13 +310,21 @@ def write_region(
             rasterio.open(
                 tmp_truth, "w", **_tiled_profile(size, size, 1, "uint8", WORLD_CRS, rgb_transform)
             ) as truth_dst,
+            contextlib.ExitStack() as extra,
         ):
             rgb_dst.colorinterp = [rasterio.enums.ColorInterp[c] for c in ("red", "green", "blue")]
+            ms_dst = None
+            if nir:
+                profile = _tiled_profile(size, size, 4, dtype, WORLD_CRS, rgb_transform)
+                ms_dst = extra.enter_context(rasterio.open(tmp_ms, "w", **profile))
+                ms_dst.descriptions = MULTISPECTRAL_BANDS
             for row, col, h, w in _blocks(size, size, block):
                 scene = world.scene(x0 + col, y0 - row, h, w, 1.0, event)
                 window = Window(col, row, w, h)
                 rgb_dst.write(scene.rgb, window=window)
                 truth_dst.write(scene.mask, 1, window=window)
+                if ms_dst is not None:
+                    ms_dst.write(multispectral(scene, dtype), window=window)
 
         dem_profile = _tiled_profile(dem_h, dem_w, 1, "float32", DEM_CRS, dem_transform)
         with rasterio.open(tmp_dem, "w", nodata=DEM_NODATA, **dem_profile) as dem_dst:
@@ -259,4 +338,38 @@ def write_region(
         _to_cog(tmp_rgb, files.rgb, "AVERAGE", predictor=2)
         _to_cog(tmp_truth, files.truth, "NEAREST", predictor=1)
         _to_cog(tmp_dem, files.dem, "BILINEAR", predictor=3)
+        layers = {"image": files.rgb.name, "dem": files.dem.name}
+        if nir:
+            files = replace(files, ms=out / "ms.tif")
+            _to_cog(tmp_ms, files.ms, "AVERAGE", predictor=2)
+            layers["ms"] = files.ms.name
+        if lithology:
+            files = replace(files, lithology=out / "lithology.tif")
+            _write_lithology(world, size, Path(tmp) / "lithology.tif", block)
+            _to_cog(Path(tmp) / "lithology.tif", files.lithology, "MODE", predictor=1)
+            layers["lithology"] = files.lithology.name
+        entries = [{"name": name, "uri": uri} for name, uri in layers.items()]
+        files = replace(files, layers=out / "layers.yaml")
+        files.layers.write_text(yaml.safe_dump({"layers": entries}, sort_keys=False))
     return files
+
+
+def _write_lithology(world: World, size: int, path: Path, block: int) -> None:
+    """The world's lithology codes over the region plus the DEM margin, at
+    :data:`LITHOLOGY_RESOLUTION` m in the world CRS (nodata 0: no class)."""
+    import rasterio
+    from rasterio.transform import from_origin
+    from rasterio.windows import Window
+
+    step = LITHOLOGY_RESOLUTION
+    left, top = ORIGIN[0] - DEM_MARGIN, ORIGIN[1] + DEM_MARGIN
+    cells = math.ceil((size + 2 * DEM_MARGIN) / step)
+    profile = _tiled_profile(
+        cells, cells, 1, "uint8", WORLD_CRS, from_origin(left, top, step, step)
+    )
+    with rasterio.open(path, "w", nodata=0, **profile) as dst:
+        for row, col, h, w in _blocks(cells, cells, block):
+            xs = left + (col + np.arange(w) + 0.5) * step
+            ys = top - (row + np.arange(h) + 0.5) * step
+            codes = world.lithology(xs[None, :], ys[:, None])
+            dst.write(codes, 1, window=Window(col, row, w, h))

@@ -180,3 +180,18 @@ def _png(path: Path) -> np.ndarray:
     from PIL import Image
 
     return np.asarray(Image.open(path)).transpose(2, 0, 1)
+
+
+def test_an_unseen_category_stops_the_map_whatever_errors_are_tolerated(region, tmp_path, capsys):
+    records = _definitions(["dem", "lithology"])
+    records[-1]["categories"] = list(LITHOLOGY_CODES[:2])
+    model = _random_bundle(records, tmp_path / "model")
+    args = ["map", "--model", model, "--layers", str(region / "layers.yaml")]
+    args += ["--out", str(tmp_path / "out"), "--quiet", "--tolerate-read-errors"]
+    with pytest.warns(UserWarning, match="lithology.*covers"):
+        assert main(args) == 1
+    error = capsys.readouterr().err
+    assert "lithology.tif (layer 'lithology' (categorical)): category code(s) [11]" in error
+    assert "--tolerate-read-errors" not in error.split("incomplete")[-1]
+    manifest = storage.read_json(str(tmp_path / "out" / "manifest.json"))
+    assert manifest["status"] == "running"  # never marked complete

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import datetime
+import json
 import sys
 from pathlib import Path
 
 import numpy as np
+import pystac
 import pytest
 import rasterio
 import yaml
 
 from pipelines.errors import InputError
-from pipelines.inputs import bind_inputs, describe_layers, read_layers_file
+from pipelines.inputs import LayerInput, bind_inputs, describe_layers, read_layers_file
 from pipelines.layers import LayerStack, stack_for_bundle, stack_from_bands
 from pipelines.mapping.plan import MapPlan, TileLayout
 from pipelines.raster import Grid, open_mosaic, read_window
@@ -215,3 +218,89 @@ def test_grid_is_the_first_layers(region):
     stack = stack_from_bands(["elevation", "slope"])
     bound = bind_inputs(stack, {"dem": str(region / "dem.tif")}, lambda grid: grid)
     assert bound.grid == Grid.from_dataarray(open_mosaic(str(region / "dem.tif")))
+
+
+def _split_bands(region: Path, folder: Path) -> list[Path]:
+    """image16.tif as one single-band file per band (Sentinel-2 style)."""
+    folder.mkdir(exist_ok=True)
+    with rasterio.open(region / "image16.tif") as src:
+        profile, data = src.profile, src.read()
+    paths = []
+    for index, name in enumerate(("red", "green", "blue", "nir")):
+        path = folder / f"{name}.tif"
+        with rasterio.open(path, "w", **{**profile, "count": 1}) as dst:
+            dst.write(data[index : index + 1])
+        paths.append(path)
+    return paths
+
+
+def test_bands_in_separate_files_or_stac_assets_read_as_one_image(region, tmp_path):
+    stack = _stack()
+    whole = _bind(region, stack)
+    grid = whole.grid
+    expected = whole.inputs.read(grid, (0, 0, grid.height, grid.width), grid)
+
+    paths = _split_bands(region, tmp_path / "bands")
+    layers = yaml.safe_load((region / "layers.yaml").read_text())
+    layers["layers"][0]["uri"] = [str(path) for path in paths]
+    (tmp_path / "split.yaml").write_text(yaml.safe_dump(layers))
+    split = read_layers_file(tmp_path / "split.yaml").inputs
+    for name in ("dem", "lithology"):
+        split[name] = read_layers_file(region / "layers.yaml").inputs[name]
+    with pytest.warns(UserWarning, match="lithology.*covers"):
+        bound = bind_inputs(stack, split, lambda g: g)
+    np.testing.assert_array_equal(
+        bound.inputs.read(grid, (0, 0, grid.height, grid.width), grid), expected
+    )
+
+    item = pystac.Item("scene", None, None, datetime.datetime(2024, 7, 15), {})
+    for name, path in zip(("red", "green", "blue", "nir"), paths, strict=True):
+        item.add_asset(name, pystac.Asset(str(path), media_type=pystac.MediaType.GEOTIFF))
+    (tmp_path / "item.json").write_text(json.dumps(item.to_dict()))
+    from_item = dict(split) | {
+        "image": LayerInput(str(tmp_path / "item.json"), asset=("red", "green", "blue", "nir"))
+    }
+    with pytest.warns(UserWarning, match="lithology.*covers"):
+        bound = bind_inputs(stack, from_item, lambda g: g)
+    np.testing.assert_array_equal(
+        bound.inputs.read(grid, (0, 0, grid.height, grid.width), grid), expected
+    )
+
+
+def test_a_scene_classification_mask_makes_its_codes_nodata(region, tmp_path):
+    """An SCL-style mask at 20 m in the same CRS: pixels whose class is listed become nodata in
+    every band; the others keep their values."""
+    with rasterio.open(region / "image16.tif") as src:
+        crs, transform, height, width = src.crs, src.transform, src.height, src.width
+    coarse = rasterio.Affine(transform.a * 20, 0, transform.c, 0, transform.e * 20, transform.f)
+    codes = np.full((-(-height // 20), -(-width // 20)), 4, np.uint8)  # vegetation
+    codes[:2, :3] = 9  # cloud, high probability
+    profile = {"driver": "GTiff", "count": 1, "dtype": "uint8", "crs": crs, "transform": coarse}
+    with rasterio.open(
+        tmp_path / "scl.tif", "w", height=codes.shape[0], width=codes.shape[1], **profile
+    ) as dst:
+        dst.write(codes[None])
+    layers = yaml.safe_load((region / "layers.yaml").read_text())
+    layers["layers"].append(
+        {"name": "scl", "kind": "mask", "uri": str(tmp_path / "scl.tif"), "codes": [8, 9, 10]}
+    )
+    for layer in layers["layers"]:
+        if "uri" in layer and not Path(layer["uri"]).is_absolute():
+            layer["uri"] = str(region / layer["uri"])
+    (tmp_path / "masked.yaml").write_text(yaml.safe_dump(layers))
+    parsed = read_layers_file(tmp_path / "masked.yaml")
+    assert "scl" not in [d["name"] for d in parsed.definitions]  # a mask is no model input
+    stack = _stack()
+    plain = _bind(region, stack)
+    masked = _bind(region, stack, scl=parsed.inputs["scl"])
+    grid = plain.grid
+    window = (0, 0, grid.height, grid.width)
+    a, b = plain.inputs.read(grid, window, grid), masked.inputs.read(grid, window, grid)
+    cloud = np.zeros((grid.height, grid.width), bool)
+    cloud[:40, :60] = True
+    assert np.isnan(b[:, cloud]).all()
+    np.testing.assert_array_equal(a[:, ~cloud], b[:, ~cloud])
+    with pytest.raises(InputError, match=r"a mask needs `codes`"):
+        layers["layers"][-1].pop("codes")
+        (tmp_path / "bad.yaml").write_text(yaml.safe_dump(layers))
+        read_layers_file(tmp_path / "bad.yaml")

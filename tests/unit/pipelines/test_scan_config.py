@@ -87,6 +87,13 @@ def test_stac_imagery_and_event_are_read(tmp_path):
     assert region.imagery.catalog == str(tmp_path / "event" / "catalog.json")
     assert region.imagery.datetime == "2024-07-01/.." and region.imagery.api is None
     assert region.event == Event()
+    bands = _with(
+        imagery="imagery: {stac_catalog: c.json, layers: {ms: [red, green, blue, nir]}, "
+        "mask: {asset: scl, codes: [3, 8, 9, 10]}}"
+    )
+    [region] = parse_watchlist(bands, "w.yaml").regions
+    assert region.imagery.layers == (("ms", ("red", "green", "blue", "nir")),)
+    assert (region.imagery.mask_asset, region.imagery.mask_codes) == ("scl", (3, 8, 9, 10))
 
 
 @pytest.mark.parametrize(
@@ -100,6 +107,9 @@ def test_stac_imagery_and_event_are_read(tmp_path):
         ("{stac_catalog: c.json, days: 3, datetime: 2024-07-01/..}", ".imagery", "not both"),
         ("{stac_catalog: c.json, datetime: July}", ".imagery.datetime", "not an ISO 8601"),
         ("{stac_catalog: c.json, cloud: 3}", ".imagery", "unknown key(s) 'cloud'"),
+        ("{stac_catalog: c.json, asset: v, layers: {ms: [red]}}", ".imagery", "not both"),
+        ("{stac_catalog: c.json, layers: {ms: [1, 2]}}", ".imagery.layers", "asset key(s)"),
+        ("{stac_catalog: c.json, mask: {asset: scl}}", ".imagery.mask", "codes: [CLASS"),
     ],
 )
 def test_bad_stac_imagery_names_the_key(imagery, where, problem):

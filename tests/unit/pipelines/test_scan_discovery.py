@@ -8,6 +8,7 @@ import pystac
 import pytest
 
 from pipelines.errors import InputError
+from pipelines.inputs import LayerInput
 from pipelines.scan.config import AreaOfInterest, StacImagery
 from pipelines.scan.discovery import discover_stac, parse_interval
 
@@ -94,3 +95,28 @@ def test_interval_parsing():
     assert end == datetime.datetime(2024, 7, 31, 23, 59, 59, 999999, tzinfo=utc)
     with pytest.raises(ValueError, match="not an ISO 8601"):
         parse_interval("last week")
+
+
+def test_band_assets_map_to_layers_and_a_classification_asset_to_a_mask(tmp_path):
+    """Sentinel-2 L2A style: each band a single-band asset, clouds in a scene classification."""
+    root = pystac.Catalog("s2", "sentinel-2 style scenes")
+    root.add_item(_item("s2a", "2024-07-20T03:00:00+00:00", assets=("red", "green", "nir", "scl")))
+    root.normalize_hrefs(str(tmp_path / "s2"))
+    root.save(pystac.CatalogType.SELF_CONTAINED)
+    source = StacImagery(
+        catalog=str(tmp_path / "s2" / "catalog.json"),
+        layers=(("ms", ("red", "green", "nir")),),
+        mask_asset="scl",
+        mask_codes=(3, 8, 9, 10),
+    )
+    (image,), _ = discover_stac(source, AOI)
+    folder = tmp_path / "s2" / "s2a"
+    layers = image.layers()
+    assert layers["ms"].uri == tuple(
+        str(folder / f"s2a-{band}.tif") for band in ("red", "green", "nir")
+    )
+    assert layers["mask"] == LayerInput(str(folder / "s2a-scl.tif"), mask=(3, 8, 9, 10))
+    assert image.uri == str(folder / "s2a-red.tif")
+    missing = StacImagery(catalog=source.catalog, layers=(("ms", ("red", "swir16")),))
+    images, ignored = discover_stac(missing, AOI)
+    assert not images and "has no asset 'swir16'" in ignored[0]

@@ -8,6 +8,7 @@ import json
 import random
 
 import pytest
+import yaml
 
 from pipelines.errors import InputError
 from pipelines.study import RunMetrics, StudyConfig, build_tables
@@ -228,14 +229,16 @@ def test_band_table_compares_the_best_model_on_each_band_set(tmp_path):
 
     phase3 = config.phase3("unetpp_ca", "dice")
     # The grid's own bands reuse its run; the terrain set is a run of its own.
-    assert phase3 == [("unetpp_ca", "dice"), ("unetpp_ca", "dice", "rgbd+terrain")]
-    terrain = config.run_config(*phase3[1])
+    assert phase3 == [[("unetpp_ca", "dice")], [("unetpp_ca", "dice", "rgbd+terrain")]]
+    (terrain_key,) = phase3[1]
+    terrain = config.run_config(*terrain_key)
     assert terrain.out.endswith("runs/unetpp_ca-dice-rgbd+terrain")
     assert terrain.bands[4:] == tuple(TERRAIN_BANDS)
-    runs[phase3[1]] = RunMetrics.from_document(
+    runs[terrain_key] = RunMetrics.from_document(
         "unetpp_ca", "dice", _document(0.97, _test_metrics(0.71)), "terrain"
     )
-    tables = add_band_table(tables, [runs[key] for key in phase3], config.band_sets)
+    per_set = [[runs[key] for key in keys] for keys in phase3]
+    tables = add_band_table(tables, per_set, config.band_sets)
     rows = _rows(tables.table4.to_csv())
     assert [(r["bands"], r["model"], r["loss"]) for r in rows] == [
         ("rgbd", "unetpp_ca", "dice"),
@@ -249,10 +252,61 @@ def test_band_table_compares_the_best_model_on_each_band_set(tmp_path):
         and "| rgbd+terrain | U-Net++ + CA | Dice |" in markdown
     )
 
-    for key, document in {**documents, phase3[1]: _document(0.97, _test_metrics(0.71))}.items():
+    for key, document in {**documents, terrain_key: _document(0.97, _test_metrics(0.71))}.items():
         folder = tmp_path / "study" / "runs" / run_name(*key)
         folder.mkdir(parents=True)
         (folder / "metrics.json").write_text(json.dumps(document))
-    assert load_runs(config, [phase3[1]])[phase3[1]].test["miou"] == 0.71
+    assert load_runs(config, [terrain_key])[terrain_key].test["miou"] == 0.71
     write_outputs(config, tables, runs)
     assert (tmp_path / "study" / "table4.csv").read_text() == tables.table4.to_csv()
+
+
+def test_band_sets_from_layers_files_over_seeds_report_means_and_spread(tmp_path):
+    layers = tmp_path / "ms_ndvi.yaml"
+    records = [
+        {"name": "ms", "kind": "imagery", "bands": ["red", "green", "blue", "nir"]},
+        {"name": "dem", "kind": "elevation"},
+        {"name": "ndvi", "kind": "ndvi", "of": "ms"},
+    ]
+    layers.write_text(yaml.safe_dump({"layers": records}))
+    config = StudyConfig.from_sources(
+        None,
+        {
+            "data": "chips",
+            "out": str(tmp_path / "study"),
+            "band_sets": f"rgbd,{layers}",
+            "seeds": "0,1,2",
+        },
+    )
+    phase3 = config.phase3("unetpp_ca", "dice")
+    # The grid's run is rgbd with seed 0; the other seeds and the layers file are runs of their own.
+    assert phase3[0] == [
+        ("unetpp_ca", "dice"),
+        ("unetpp_ca", "dice", "rgbd", "1"),
+        ("unetpp_ca", "dice", "rgbd", "2"),
+    ]
+    assert [key[3] for key in phase3[1]] == ["0", "1", "2"]
+    seeded = config.run_config(*phase3[1][2])
+    assert seeded.seed == 2 and seeded.out.endswith("runs/unetpp_ca-dice-ms_ndvi-seed2")
+    assert seeded.bands == ("red", "green", "blue", "nir", "elevation", "ndvi")
+    assert config.run_config(*phase3[0][1]).layers == ()
+
+    documents = _grid()
+    runs = _runs(documents)
+    tables = build_tables(runs, config.archs, config.losses, config.attention)
+    per_set = [
+        [
+            RunMetrics.from_document("unetpp_ca", "dice", _document(0.9, _test_metrics(m)), "x")
+            for m in mious
+        ]
+        for mious in ((0.70, 0.72, 0.74), (0.78, 0.79, 0.80))
+    ]
+    tables = add_band_table(tables, per_set, ["rgbd", "ms_ndvi"])
+    rows = _rows(tables.table4.to_csv())
+    assert [r["bands"] for r in rows] == ["rgbd", "ms_ndvi"]
+    assert float(rows[0]["miou"]) == pytest.approx(0.72)
+    assert float(rows[0]["miou_spread"]) == pytest.approx(0.04)
+    assert float(rows[1]["miou_spread"]) == pytest.approx(0.02)
+    assert "3 seeds" in tables.to_markdown(config.to_dict())
+    with pytest.raises(InputError, match="seeds must be integers"):
+        StudyConfig.from_sources(None, {"data": "c", "out": "o", "band_sets": "rgbd", "seeds": "a"})

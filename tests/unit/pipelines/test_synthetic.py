@@ -189,6 +189,76 @@ def test_cli_writes_chips_and_regions(tmp_path: Path, capsys) -> None:
     assert len(scan_bijie(tmp_path / "chips")) == 4
     code = main(["synth", "region", str(tmp_path / "region"), "--size", "64", "--event", "1"])
     assert code == 0
-    assert {p.name for p in (tmp_path / "region").iterdir()} == {"rgb.tif", "dem.tif", "truth.tif"}
+    written = {p.name for p in (tmp_path / "region").iterdir()}
+    assert written == {"rgb.tif", "dem.tif", "truth.tif", "layers.yaml"}
     assert main(["synth", "chips", str(tmp_path / "bad"), "--count", "0"]) == 1
     assert "--count" in capsys.readouterr().err
+
+
+def test_layer_options_leave_a_seeds_world_as_it_was() -> None:
+    """Options only add: the same seed's scene is the same with them off, its lithology world's
+    scars are a subset of the plain world's, and shrubs paint only where nothing else is."""
+    plain = World(4).scene(X0 + 900, Y0 - 900, 256, 256)
+    off = World(4, lithology_scars=False, shrub_lookalikes=False).scene(
+        X0 + 900, Y0 - 900, 256, 256
+    )
+    for name in ("rgb", "mask", "elevation", "cover", "nir", "lithology"):
+        np.testing.assert_array_equal(getattr(plain, name), getattr(off, name))
+    bounds = (X0, Y0 - 6000.0, X0 + 6000.0, Y0)
+    all_scars = World(4).scars(*bounds, event=30)
+    some = World(4, lithology_scars=True).scars(*bounds, event=30)
+    assert 0 < some.x.size < all_scars.x.size
+    assert set(zip(some.x, some.y, strict=True)) <= set(zip(all_scars.x, all_scars.y, strict=True))
+
+
+def test_lithology_shifts_where_scars_occur() -> None:
+    """With lithology_scars, steep limestone (code 2) keeps far fewer scars than steep shale
+    (code 1); without it, both keep about as many."""
+    bounds = (X0, Y0 - 12000.0, X0 + 12000.0, Y0)
+    for lithology_scars, low, high in ((False, 0.6, 1.6), (True, 0.0, 0.35)):
+        world = World(5, lithology_scars=lithology_scars)
+        scars = world.scars(*bounds, event=30)
+        codes = world.lithology(scars.x, scars.y)
+        per_class = [np.count_nonzero(codes == code) for code in (1, 2)]
+        assert per_class[0] > 20 and low < per_class[1] / per_class[0] < high, per_class
+
+
+def test_near_infrared_tells_shrubs_from_scars_but_not_soil_look_alikes() -> None:
+    world = World(6, shrub_lookalikes=True)
+    scene = world.scene(X0 + 3000, Y0 - 3000, 1024, 1024)
+    nir = scene.nir.astype(float)
+    rgb = scene.rgb.astype(float)
+
+    def mean(cover):
+        where = scene.cover == cover
+        return rgb[:, where].mean(axis=1), nir[where].mean()
+
+    scar_rgb, scar_nir = mean(Cover.SCAR)
+    shrub_rgb, shrub_nir = mean(Cover.SHRUB)
+    patch_rgb, patch_nir = mean(Cover.BARE_PATCH)
+    leaves = nir[scene.cover == Cover.VEGETATION].mean()
+    assert leaves > 1.5 * scar_nir and shrub_nir > 1.5 * scar_nir  # leaves are bright
+    assert abs(patch_nir - scar_nir) < 0.15 * scar_nir  # bare look-alikes are dark too
+    assert np.abs(shrub_rgb - scar_rgb).max() < 20  # shrubs look like scars in RGB
+    assert np.median(scene.slope[scene.cover == Cover.SHRUB]) > 20  # and lie where scars do
+
+
+def test_chips_and_regions_write_the_layers_asked_for(tmp_path: Path) -> None:
+    write_chips(tmp_path / "chips", 6, size=32, seed=1, nir=True, lithology=True, dtype="uint16")
+    record = scan_bijie(tmp_path / "chips")[0]
+    with rasterio.open(record.layers["ms"]) as ms:
+        assert ms.count == 4 and ms.dtypes[0] == "uint16"
+        values = ms.read()
+    with rasterio.open(record.dem) as dem:
+        x0, y0 = dem.transform.c, dem.transform.f
+    scene = World(1, lithology_scars=True, shrub_lookalikes=True).scene(x0, y0, 32, 32)
+    np.testing.assert_array_equal(values[3], scene.nir.astype(np.uint16) * 40)
+    with rasterio.open(record.layers["lithology"]) as lithology:
+        np.testing.assert_array_equal(lithology.read(1), scene.lithology)
+
+    files = write_region(tmp_path / "region", 96, seed=1, nir=True, lithology=True)
+    with rasterio.open(files.ms) as ms, rasterio.open(files.lithology) as lithology:
+        assert ms.descriptions == ("red", "green", "blue", "nir") and ms.dtypes[0] == "uint8"
+        assert set(np.unique(lithology.read())) <= {1, 2, 3, 4}
+        assert lithology.res == (5.0, 5.0)
+    assert "name: lithology" in files.layers.read_text()
