@@ -98,6 +98,15 @@ class Layer:
     def describe(self) -> str:
         return f"layer {self.name!r} ({self.kind})"
 
+    def _one_band(self, da: Any, uri: str | Sequence[str], what: str) -> Any:
+        """``da`` when it has one band (``what`` it should hold), else an InputError."""
+        if da.sizes["band"] != 1:
+            raise InputError(
+                f"{file_name(uri)} ({self.describe()}): expected {what}, found "
+                f"{da.sizes['band']} bands"
+            )
+        return da
+
 
 def _names(value: Any, what: str) -> tuple:
     if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
@@ -236,12 +245,7 @@ class ElevationLayer(Layer):
         return required_halo(self.terrain, spacing, relative_radius_m=self.relative_radius_m)
 
     def check_file(self, da: Any, uri: str | Sequence[str]) -> Any:
-        if da.sizes["band"] != 1:
-            raise InputError(
-                f"{file_name(uri)} ({self.describe()}): expected a single-band DEM, found "
-                f"{da.sizes['band']} bands"
-            )
-        return da
+        return self._one_band(da, uri, "a single-band DEM")
 
     def encode(
         self, raw: np.ndarray, spacing: Grid | float | None, uri: str | Sequence[str]
@@ -309,11 +313,7 @@ class CategoricalLayer(Layer):
         return (*(f"{self.name}={code}" for code in self.categories), *other)
 
     def check_file(self, da: Any, uri: str | Sequence[str]) -> Any:
-        if da.sizes["band"] != 1:
-            raise InputError(
-                f"{file_name(uri)} ({self.describe()}): expected one band of class codes, "
-                f"found {da.sizes['band']} bands"
-            )
+        self._one_band(da, uri, "one band of class codes")
         if not np.issubdtype(da.dtype, np.integer):
             raise InputError(
                 f"{file_name(uri)} ({self.describe()}): class codes must be integers, the "
@@ -382,12 +382,7 @@ class MaskLayer(Layer):
         return ("masked",)
 
     def check_file(self, da: Any, uri: str | Sequence[str]) -> Any:
-        if da.sizes["band"] != 1:
-            raise InputError(
-                f"{file_name(uri)} ({self.describe()}): expected one band of class codes, "
-                f"found {da.sizes['band']}"
-            )
-        return da
+        return self._one_band(da, uri, "one band of class codes")
 
     def encode(
         self, raw: np.ndarray, spacing: Grid | float | None, uri: str | Sequence[str]

@@ -93,3 +93,20 @@ def write_layers(region: Path) -> Path:
     path = region / "layers.yaml"
     path.write_text(yaml.safe_dump({"layers": LAYERS}, sort_keys=False))
     return path
+
+
+def write_dem_on_lattice(region: Path, margin: int, name: str = "dem_1m.tif") -> Path:
+    """``region``'s DEM resampled once onto its RGB's 1 m lattice, ``margin`` px wider on every
+    side. On a shared lattice every unit's DEM read is a plain slice, so derived bands (and maps)
+    compare to the last bit across unit sizes; a DEM on another grid is warped per unit, and
+    GDAL's warps of overlapping windows differ in the last float bits."""
+    from pipelines.raster import Grid, open_mosaic, read_window
+
+    rgb = Grid.from_dataarray(open_mosaic(str(region / "rgb.tif")))
+    grid = rgb.window(-margin, -margin, rgb.height + 2 * margin, rgb.width + 2 * margin)
+    dem = read_window(open_mosaic(str(region / "dem.tif")), grid)
+    profile = {"driver": "GTiff", "count": 1, "dtype": "float32", "nodata": np.nan}
+    profile |= {"crs": grid.crs, "transform": grid.transform}
+    with rasterio.open(region / name, "w", height=grid.height, width=grid.width, **profile) as f:
+        f.write(dem)
+    return region / name

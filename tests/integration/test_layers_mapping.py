@@ -20,11 +20,15 @@ from pipelines.cli import main
 from pipelines.layers import LayerStack
 from pipelines.mapping.export import open_probability
 from pipelines.mapping.output import OutputLayout
-from pipelines.raster import Grid, open_mosaic, read_window
 from pipelines.synthetic.writers import write_chips, write_region
 
 sys.path.insert(0, str(Path(__file__).parents[1]))
-from layer_rasters import LAYERS, LITHOLOGY_CODES, write_layers  # noqa: E402
+from layer_rasters import (  # noqa: E402
+    LAYERS,
+    LITHOLOGY_CODES,
+    write_dem_on_lattice,
+    write_layers,
+)
 
 pytestmark = pytest.mark.usefixtures("ray_cluster")
 
@@ -35,20 +39,11 @@ MARGIN = 24  # m of DEM beyond the image: real neighbours for the slope of edge 
 @pytest.fixture(scope="module")
 def region(tmp_path_factory) -> Path:
     """The synthetic region with the fake layers, its DEM resampled once onto the image's 1 m
-    lattice (a DEM on another grid is warped per unit, and GDAL's warps of overlapping windows
-    differ in the last float bits; see test_terrain_mapping)."""
+    lattice (see :func:`write_dem_on_lattice`)."""
     path = tmp_path_factory.mktemp("layers_map")
     write_region(str(path), size=SIZE, seed=11)
     write_layers(path)
-    rgb = Grid.from_dataarray(open_mosaic(str(path / "rgb.tif")))
-    grid = rgb.window(-MARGIN, -MARGIN, SIZE + 2 * MARGIN, SIZE + 2 * MARGIN)
-    dem = read_window(open_mosaic(str(path / "dem.tif")), grid)
-    profile = {"driver": "GTiff", "count": 1, "dtype": "float32", "nodata": np.nan}
-    profile |= {"crs": grid.crs, "transform": grid.transform}
-    with rasterio.open(
-        path / "dem_1m.tif", "w", height=grid.height, width=grid.width, **profile
-    ) as f:
-        f.write(dem)
+    write_dem_on_lattice(path, MARGIN)
     layers = yaml.safe_load((path / "layers.yaml").read_text())
     layers["layers"][1]["uri"] = "dem_1m.tif"
     (path / "layers.yaml").write_text(yaml.safe_dump(layers, sort_keys=False))

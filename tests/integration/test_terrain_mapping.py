@@ -4,10 +4,11 @@ depend on how the region is cut into units; without the halo, unit seams would s
 from __future__ import annotations
 
 import dataclasses
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
-import rasterio
 import torch
 
 from lsmodel.bundle import ModelBundle
@@ -24,6 +25,9 @@ from pipelines.mapping.plan import MapPlan, TileLayout
 from pipelines.raster import Grid, open_mosaic, read_window
 from pipelines.synthetic.writers import write_region
 
+sys.path.insert(0, str(Path(__file__).parents[1]))
+from layer_rasters import write_dem_on_lattice  # noqa: E402
+
 pytestmark = pytest.mark.usefixtures("ray_cluster")
 
 SIZE = 224
@@ -37,23 +41,11 @@ NORM = {
 
 @pytest.fixture(scope="module")
 def region(tmp_path_factory):
-    """The synthetic region, with its DEM resampled once onto the RGB's 1 m lattice.
-
-    On a shared lattice every unit's DEM read is a plain slice, so the terrain bands (and the
-    map) can be compared to the last bit across unit sizes. A DEM on another grid is warped per
-    unit, and GDAL's warp of overlapping windows differs in the last float bits.
-    """
+    """The synthetic region, with its DEM resampled once onto the RGB's 1 m lattice (see
+    :func:`write_dem_on_lattice`)."""
     path = tmp_path_factory.mktemp("terrain_region")
     write_region(str(path), size=SIZE, seed=7)
-    rgb = Grid.from_dataarray(open_mosaic(str(path / "rgb.tif")))
-    grid = rgb.window(-MARGIN, -MARGIN, SIZE + 2 * MARGIN, SIZE + 2 * MARGIN)
-    dem = read_window(open_mosaic(str(path / "dem.tif")), grid)
-    profile = {"driver": "GTiff", "count": 1, "dtype": "float32", "nodata": np.nan}
-    profile |= {"crs": grid.crs, "transform": grid.transform}
-    with rasterio.open(
-        path / "dem_1m.tif", "w", height=grid.height, width=grid.width, **profile
-    ) as f:
-        f.write(dem)
+    write_dem_on_lattice(path, MARGIN)
     return path
 
 
