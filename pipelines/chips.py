@@ -30,7 +30,7 @@ from PIL import Image
 
 from pipelines.bands import BASE_BANDS
 from pipelines.errors import InputError
-from pipelines.layers import ImageryLayer, LayerStack, stack_from_bands
+from pipelines.layers import ImageryLayer, Layer, LayerStack, stack_from_bands
 
 CLASSES = ("landslide", "non-landslide")
 SPLITS = ("train", "val", "test")
@@ -205,7 +205,7 @@ def load_mask(record: ChipRecord, size: int) -> np.ndarray:
     return _resize(mask, size, Image.Resampling.NEAREST)
 
 
-def _layer_bands(layer, data: np.ndarray, path: Path) -> np.ndarray:
+def _layer_bands(layer: Layer, data: np.ndarray, path: Path) -> np.ndarray:
     """The bands of a chip file that ``layer`` reads; refuses a file it would misread."""
     if not isinstance(layer, ImageryLayer):
         return data[:1]

@@ -260,11 +260,9 @@ def _execute(
             if not row["written"]:
                 # Values the model cannot take are the input's fault, not a read error to map
                 # around: --tolerate-read-errors does not apply.
-                raise (InputError if row["refused"] else UnreadableInputError)(
-                    f"{row['error']}; the output stays marked incomplete"
-                    if row["refused"]
-                    else row["error"]
-                )
+                if row["refused"]:
+                    raise InputError(f"{row['error']}; the output stays marked incomplete")
+                raise UnreadableInputError(row["error"])
             stats.append(row)
             pixels += row["pixels"]
             rate = pixels / max(time.perf_counter() - started, 1e-9)
