@@ -6,7 +6,7 @@ the model's :class:`~pipelines.layers.LayerStack` and returns :class:`MapInputs`
 the mapper's stages read windows through (:meth:`MapInputs.read`). Adding a kind of layer adds a
 class in :mod:`pipelines.layers`, not a parameter here.
 
-The output grid is the grid of the model's first file layer (the imagery when there is one,
+The output grid is the grid of the model's first raster layer (the imagery when there is one,
 else the DEM); every other layer is warped onto it with its kind's resampling.
 """
 
@@ -22,9 +22,16 @@ from typing import Any
 
 import numpy as np
 
-from pipelines import storage
+from pipelines import storage, vectors
 from pipelines.errors import InputError, LsmapError
-from pipelines.layers import ElevationLayer, Layer, LayerStack, MaskLayer, file_name
+from pipelines.layers import (
+    DistanceLayer,
+    ElevationLayer,
+    Layer,
+    LayerStack,
+    MaskLayer,
+    file_name,
+)
 from pipelines.raster import Grid, check_nodata_declared, open_mosaic, read_window
 
 # Options of a layer in a layers file that say where its data is, not what it is.
@@ -145,7 +152,8 @@ def describe_layers(stack: LayerStack) -> str:
     for layer in stack.layers:
         record = layer.record()
         if layer.reads_file:
-            record = {"name": record.pop("name"), "uri": f"<{layer.name}.tif>", **record}
+            suffix = "gpkg" if isinstance(layer, DistanceLayer) else "tif"  # vector or raster
+            record = {"name": record.pop("name"), "uri": f"<{layer.name}.{suffix}>", **record}
         layers.append(record)
     return yaml.safe_dump({"layers": layers}, sort_keys=False)
 
@@ -246,12 +254,20 @@ def _opened(layer: Layer, uri: str | tuple[str, ...], nodata: float | None):
     return layer.check_file(mosaic, uri)
 
 
+@functools.lru_cache(maxsize=16)
+def _features(uri: str, crs: Any) -> vectors.Features:
+    """A vector layer's features in ``crs``, read and reprojected once per process."""
+    return vectors.read_features(uri).to_crs(crs)
+
+
 def _read_file(source: LayerSource, grid: Grid, window: tuple[int, int, int, int]) -> np.ndarray:
+    layer = source.layer
     try:
+        if isinstance(layer, DistanceLayer):
+            features = _features(source.uri, grid.crs)
+            return vectors.distance_to_features(features, grid, layer.max_distance)[None]
         return read_window(
-            _opened(source.layer, source.uri, source.nodata),
-            grid,
-            resampling=source.layer.resampling,
+            _opened(layer, source.uri, source.nodata), grid, resampling=layer.resampling
         )
     except Exception as err:
         row, col, height, width = window
@@ -332,25 +348,39 @@ def bind_inputs(
             )
         spec = given[layer.name]
         uri, items[layer.name] = _resolve(spec, stac)
+        if isinstance(layer, DistanceLayer):
+            if not isinstance(uri, str):
+                raise InputError(f"{layer.describe()}: reads one vector file, not several")
+            features = vectors.read_features(uri, layer.describe())
+            opened.append((LayerSource(layer, uri), features))
+            continue
         mosaic = open_source(uri)
         declared = mosaic if spec.nodata is None else mosaic.rio.write_nodata(spec.nodata)
         if isinstance(layer, ElevationLayer):
             option = "--dem-nodata" if layer.name == "dem" else "`nodata:` in the layers file"
             check_nodata_declared(declared, file_name(uri), option)
         layer.check_file(declared, uri)
-        opened.append((LayerSource(layer, uri, spec.nodata), mosaic))
-    first = opened[0][0]
+        opened.append((LayerSource(layer, uri, spec.nodata), Grid.from_dataarray(mosaic)))
+    # The output grid is the first raster layer's: vector features have no grid.
+    first, first_grid = next(
+        ((source, extent) for source, extent in opened if isinstance(extent, Grid)), (None, None)
+    )
+    if first is None:
+        raise InputError("the model reads no raster layer to make the output grid from")
     try:
-        grid = output_grid(Grid.from_dataarray(opened[0][1]))
+        grid = output_grid(first_grid)
     except InputError as err:
         raise InputError(f"{first.name} ({first.layer.describe()}): {err}") from err
     sources, coverage = [], {}
-    for index, (source, mosaic) in enumerate(opened):
-        extent = Grid.from_dataarray(mosaic)
-        if index:
-            coverage[source.layer.name] = _coverage(grid, extent, source, first)
+    for source, extent in opened:
         # The halo from the whole grid's smallest ground pixel: every unit reads alike.
         halo = source.layer.halo(grid)
+        if isinstance(extent, vectors.Features):
+            _check_features_reach(grid, extent, source)
+            sources.append(replace(source, halo=halo))
+            continue
+        if source is not first:
+            coverage[source.layer.name] = _coverage(grid, extent, source, first)
         box = data_box(grid, extent) if halo else None
         sources.append(replace(source, halo=halo, box=box))
     files = len(stack.files)
@@ -387,6 +417,22 @@ def data_box(grid: Grid, extent: Grid) -> tuple[int, int, int, int]:
         math.floor(max(rows) + 1e-6),
         math.floor(max(cols) + 1e-6),
     )
+
+
+def _check_features_reach(grid: Grid, features: vectors.Features, source: LayerSource) -> None:
+    """Refuses vector features none of which lie within the layer's maximum distance of the
+    area: then the layer is the same everywhere, most likely the wrong file or CRS."""
+    import shapely
+
+    reach = source.layer.max_distance  # type: ignore[attr-defined]
+    left, bottom, right, top = grid.bounds
+    area = shapely.box(left, bottom, right, top).buffer(reach, join_style="mitre")
+    if not features.to_crs(grid.crs).tree.query(area).size:
+        raise InputError(
+            f"{source.name} ({source.layer.describe()}): no feature lies within its "
+            f"max_distance ({reach:g} m) of the area to map, ({left:.1f}, {bottom:.1f}, "
+            f"{right:.1f}, {top:.1f}) in {grid.crs}; check the file and its CRS"
+        )
 
 
 def _coverage(grid: Grid, extent: Grid, source: LayerSource, first: LayerSource) -> float:

@@ -16,6 +16,8 @@ Kinds (``kind:`` in a layers file, see docs/layers.md):
   interpolated, and one-hot encoded: one band per category, ``<name>=<code>``. A code the model
   never saw is an error, or, with ``unseen: other``, goes to an extra ``<name>=other`` band.
 - ``ndvi``: ``(nir - red) / (nir + red)`` of an imagery layer's bands; reads no file.
+- ``distance``: metres to the nearest feature of a vector file (rivers, roads, faults), capped
+  at ``max_distance``, which is also the halo it reads (:mod:`pipelines.vectors`).
 
 A ``mask`` (:class:`MaskLayer`, mapping only, not a model input) reads class codes and makes
 the pixels whose code it lists nodata in the map.
@@ -367,6 +369,47 @@ class NdviLayer(Layer):
 
 
 @dataclass(frozen=True)
+class DistanceLayer(Layer):
+    """Metres from each pixel to the nearest feature of a vector file (rivers, roads, faults),
+    capped at ``max_distance``: features further than that change nothing, so a window reads
+    features up to ``max_distance`` beyond it (its halo) and tiles join exactly.
+
+    In chips, the layer's folder holds the distances as rasters (metres, exact up to at least
+    ``max_distance``; :func:`pipelines.vectors.distance_to_features` makes them)."""
+
+    kind: ClassVar[str] = "distance"
+    name: str = "rivers"
+    max_distance: float = 0.0
+
+    def __post_init__(self) -> None:
+        value = self.max_distance
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise InputError(f"{self.describe()}: max_distance must be metres, got {value!r}")
+        if not (math.isfinite(value) and value > 0):
+            raise InputError(
+                f"{self.describe()}: needs `max_distance`, the metres beyond which features do "
+                f"not matter (> 0), got {value}"
+            )
+        object.__setattr__(self, "max_distance", float(value))
+
+    @property
+    def bands(self) -> tuple[str, ...]:
+        return (self.name,)
+
+    def halo(self, spacing: Grid | float) -> int:
+        from pipelines.terrain import ground_pixel_size
+        from pipelines.vectors import halo_pixels
+
+        return halo_pixels(self.max_distance, ground_pixel_size(spacing))
+
+    def encode(
+        self, raw: np.ndarray, spacing: Grid | float | None, uri: str | Sequence[str]
+    ) -> np.ndarray:
+        """The distances capped at ``max_distance`` (NaN stays no data)."""
+        return np.minimum(np.asarray(raw[:1], np.float32), np.float32(self.max_distance))
+
+
+@dataclass(frozen=True)
 class MaskLayer(Layer):
     """A mask read like a layer (nearest neighbour): a pixel whose code is in ``codes`` (a
     scene classification's clouds and shadows) is nodata in the map. Not a model input: it is
@@ -392,7 +435,8 @@ class MaskLayer(Layer):
 
 
 KINDS: dict[str, type[Layer]] = {
-    cls.kind: cls for cls in (ImageryLayer, ElevationLayer, CategoricalLayer, NdviLayer)
+    cls.kind: cls
+    for cls in (ImageryLayer, ElevationLayer, CategoricalLayer, NdviLayer, DistanceLayer)
 }
 
 

@@ -1,5 +1,6 @@
 """Fake input layers beside a synthetic region: 16-bit 4-band imagery, a lithology map in another
-CRS and resolution, and the layers file naming them (what the layer tests map and train on)."""
+CRS and resolution, fault lines in a GeoPackage in degrees, and the layers file naming them (what
+the layer tests map and train on)."""
 
 from __future__ import annotations
 
@@ -70,6 +71,24 @@ def write_lithology(rgb_path: Path, dst: Path, *, crs: str = "EPSG:3857", seed: 
     return dst
 
 
+def write_faults(rgb_path: Path, dst: Path, *, shift_m: float = 0.0) -> Path:
+    """Two fault lines in EPSG:4326 (a GeoPackage): one across the RGB's area and beyond it, one
+    short one inside it; ``shift_m`` moves both north."""
+    import geopandas
+    from shapely import LineString
+
+    with rasterio.open(rgb_path) as src:
+        crs, (left, bottom, right, top) = src.crs, src.bounds
+    top, bottom = top + shift_m, bottom + shift_m
+    lines = [
+        LineString([(left + 20.3, top + 50.7), (right - 30.2, bottom - 50.9)]),
+        LineString([(left + 100.4, bottom + 10.6), (left + 130.1, bottom + 60.2)]),
+    ]
+    frame = geopandas.GeoDataFrame({"name": ["a", "b"]}, geometry=lines, crs=crs)
+    frame.to_crs("EPSG:4326").to_file(dst, driver="GPKG")
+    return dst
+
+
 LAYERS = [
     {
         "name": "image",
@@ -81,6 +100,7 @@ LAYERS = [
     },
     {"name": "dem", "kind": "elevation", "uri": "dem.tif", "terrain": ["slope"]},
     {"name": "ndvi", "kind": "ndvi", "of": "image"},
+    {"name": "faults", "kind": "distance", "uri": "faults.gpkg", "max_distance": 40},
     {"name": "lithology", "kind": "categorical", "uri": "lithology.tif"},
 ]
 
@@ -90,6 +110,7 @@ def write_layers(region: Path) -> Path:
     naming them with relative URIs."""
     write_multispectral(region / "rgb.tif", region / "image16.tif")
     write_lithology(region / "rgb.tif", region / "lithology.tif")
+    write_faults(region / "rgb.tif", region / "faults.gpkg")
     path = region / "layers.yaml"
     path.write_text(yaml.safe_dump({"layers": LAYERS}, sort_keys=False))
     return path

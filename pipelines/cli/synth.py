@@ -72,6 +72,12 @@ def _layer_options(parser: argparse.ArgumentParser) -> None:
         "from a world whose scars depend on it",
     )
     parser.add_argument(
+        "--rivers",
+        action="store_true",
+        help="also write the river network (chips: rivers/ folders of distance to a river in "
+        "metres; region: rivers.geojson lines, for a distance layer)",
+    )
+    parser.add_argument(
         "--dtype",
         choices=["uint8", "uint16"],
         default="uint8",
@@ -105,6 +111,7 @@ def run_chips(args: argparse.Namespace) -> int:
         args.landslide_fraction,
         nir=args.nir,
         lithology=args.lithology,
+        rivers=args.rivers,
         dtype=args.dtype,
     )
     print(f"wrote {args.count} chips of {args.size} px to {out}")
@@ -126,10 +133,13 @@ def run_region(args: argparse.Namespace) -> int:
         event=args.event,
         nir=args.nir,
         lithology=args.lithology,
+        rivers=args.rivers,
         dtype=args.dtype,
     )
     written = [
-        path for path in (files.rgb, files.dem, files.truth, files.ms, files.lithology) if path
+        path
+        for path in (files.rgb, files.dem, files.truth, files.ms, files.lithology, files.rivers)
+        if path
     ]
     print(f"wrote {', '.join(map(str, written))}; layers in {files.layers}")
     return 0

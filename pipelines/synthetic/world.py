@@ -183,6 +183,27 @@ class World:
         valley = 1.0 - _smoothstep((np.abs(self._valley_noise(x, y)) - 0.03) / 0.25)
         return 1650.0 + 60.0 * regional + 400.0 * relief * (1.0 - valley) - 30.0 * valley
 
+    def rivers(self, left: float, bottom: float, right: float, top: float) -> list[np.ndarray]:
+        """River centre lines within the bounds (m): the valley field's zero lines, along which
+        :meth:`scene` paints water, traced between terrain lattice nodes, as ``(N, 2)`` arrays
+        of map coordinates. Lines are cut where lattice blocks meet (blocks bound memory)."""
+        import contourpy
+
+        block = 1024  # lattice nodes a side
+        first_x, last_x = math.floor(left / TERRAIN_SPACING), math.ceil(right / TERRAIN_SPACING)
+        first_y, last_y = math.floor(bottom / TERRAIN_SPACING), math.ceil(top / TERRAIN_SPACING)
+        lines = []
+        for start_y in range(first_y, last_y, block):
+            iy = np.arange(start_y, min(start_y + block, last_y) + 1)
+            for start_x in range(first_x, last_x, block):
+                ix = np.arange(start_x, min(start_x + block, last_x) + 1)
+                field = self._valley_nodes(ix[None, :], iy[:, None])
+                contours = contourpy.contour_generator(
+                    ix * TERRAIN_SPACING, iy * TERRAIN_SPACING, field, line_type="Separate"
+                )
+                lines += [line for line in contours.lines(0.0) if len(line) > 1]
+        return lines
+
     def elevation(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         """Elevation (m, float32) at map coordinates (any broadcastable shapes)."""
         x, y = np.broadcast_arrays(np.asarray(x, np.float64), np.asarray(y, np.float64))

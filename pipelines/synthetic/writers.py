@@ -24,6 +24,10 @@ DEM_MARGIN = 100.0  # m of DEM beyond the RGB on every side
 DEM_NODATA = -9999.0
 STEEP_DEGREES = 30.0  # slope of the steep scar-free negatives of lithology chips
 LITHOLOGY_RESOLUTION = 5.0  # m: a geological map is coarser than the imagery
+# Rivers: regions' river lines reach this far beyond the DEM, chips' distance rasters are exact
+# up to it (a distance layer's max_distance may be up to this).
+RIVER_REACH = 1000.0  # m
+RIVERS_CRS = "EPSG:4326"  # GeoJSON's own CRS: river lines are reprojected as real ones are
 _GTIFF_TILE = 512
 
 
@@ -80,6 +84,7 @@ def write_chips(
     *,
     nir: bool = False,
     lithology: bool = False,
+    rivers: bool = False,
     dtype: str = "uint8",
 ) -> Path:
     """Write ``count`` chips of ``size`` px in the Bijie layout; returns ``out_dir``.
@@ -96,12 +101,14 @@ def write_chips(
     :data:`UINT16_GAIN`) and a world with shrub look-alikes (scars in RGB, bright in
     near-infrared), which are among the hard negatives; ``lithology`` adds ``lithology/`` folders
     of class codes and a world whose scars depend on lithology, and centres every third negative
-    chip on steep scar-free ground.
+    chip on steep scar-free ground; ``rivers`` adds ``rivers/`` folders of the distance (m,
+    float32) to the nearest river line, exact up to :data:`RIVER_REACH`.
     """
     if count < 1 or size < 8 or not 0.0 <= landslide_fraction <= 1.0:
         raise ValueError("need count >= 1, size >= 8 and 0 <= landslide_fraction <= 1")
     out = Path(out_dir)
-    folders = ["image", "dem", *(["ms"] if nir else []), *(["lithology"] if lithology else [])]
+    options = {"ms": nir, "lithology": lithology, "rivers": rivers}
+    folders = ["image", "dem", *(name for name, wanted in options.items() if wanted)]
     kinds = ("landslide", "non-landslide")
     dirs = {f"{kind}/{folder}": out / kind / folder for kind in kinds for folder in folders}
     dirs["landslide/mask"] = out / "landslide" / "mask"
@@ -128,6 +135,9 @@ def write_chips(
         if lithology:
             codes = scene.lithology
             _write_chip_tif(dirs[f"{kind}/lithology"] / f"{name}.tif", codes, x0, y0, pixel_size)
+        if rivers:
+            distance = _river_distance(world, x0, y0, size, pixel_size)
+            _write_chip_tif(dirs[f"{kind}/rivers"] / f"{name}.tif", distance, x0, y0, pixel_size)
         if kind == "landslide":
             _write_png(dirs[f"{kind}/mask"] / f"{name}.png", scene.mask * np.uint8(255))
 
@@ -180,6 +190,28 @@ def write_chips(
     return out
 
 
+def _river_distance(world: World, x0: float, y0: float, size: int, pixel_size: float) -> np.ndarray:
+    """Distance (m) from each pixel of a chip to the nearest river line, capped at
+    :data:`RIVER_REACH`: the chip padded by that much, as a map's windows are."""
+    from rasterio.crs import CRS
+    from rasterio.transform import from_origin
+    from shapely import LineString
+
+    from pipelines.raster import Grid
+    from pipelines.vectors import Features, distance_to_features, halo_pixels
+
+    pad = halo_pixels(RIVER_REACH, pixel_size)
+    reach = pad * pixel_size
+    lines = world.rivers(
+        x0 - reach, y0 - size * pixel_size - reach, x0 + size * pixel_size + reach, y0 + reach
+    )
+    transform = from_origin(x0 - reach, y0 + reach, pixel_size, pixel_size)
+    padded = Grid(CRS.from_user_input(WORLD_CRS), transform, size + 2 * pad, size + 2 * pad)
+    features = Features.of(np.array([LineString(line) for line in lines], dtype=object), WORLD_CRS)
+    distance = distance_to_features(features, padded, RIVER_REACH)
+    return distance[pad : pad + size, pad : pad + size]
+
+
 def _crop(scene: Scene, row: int, col: int, size: int) -> Scene:
     window = (..., slice(row, row + size), slice(col, col + size))
     return Scene(**{f.name: getattr(scene, f.name)[window] for f in fields(Scene)})
@@ -187,13 +219,14 @@ def _crop(scene: Scene, row: int, col: int, size: int) -> Scene:
 
 @dataclass(frozen=True)
 class RegionFiles:
-    """Paths of a written region (``ms``, ``lithology``: None unless asked for)."""
+    """Paths of a written region (``ms``, ``lithology``, ``rivers``: None unless asked for)."""
 
     rgb: Path
     dem: Path
     truth: Path
     ms: Path | None = None
     lithology: Path | None = None
+    rivers: Path | None = None
     layers: Path | None = None
 
 
@@ -245,6 +278,7 @@ def write_region(
     *,
     nir: bool = False,
     lithology: bool = False,
+    rivers: bool = False,
     dtype: str = "uint8",
 ) -> RegionFiles:
     """Write a ``size`` x ``size`` m region of the world after ``event`` as three COGs.
@@ -261,10 +295,12 @@ def write_region(
     - ``nir``: ``ms.tif``, red, green, blue and near-infrared (band descriptions set) in
       ``dtype`` on the RGB grid, of a world with shrub look-alikes;
     - ``lithology``: ``lithology.tif``, uint8 class codes (:data:`LITHOLOGY_CODES`) at
-      :data:`LITHOLOGY_RESOLUTION` m covering the DEM's area, of a world whose scars depend on them.
+      :data:`LITHOLOGY_RESOLUTION` m covering the DEM's area, of a world whose scars depend on them;
+    - ``rivers``: ``rivers.geojson``, the river centre lines (:meth:`World.rivers`) within
+      :data:`RIVER_REACH` of the DEM, in EPSG:4326.
 
     ``layers.yaml`` names every file written as a layer (``image``: rgb.tif, ``dem``, ``ms``,
-    ``lithology``), for `lsmap map --layers` (a model reads the layers it needs).
+    ``lithology``, ``rivers``), for `lsmap map --layers` (a model reads the layers it needs).
 
     Blocks of ``block`` px are generated and written one at a time into tiled GeoTIFFs, which are
     then converted to COGs, so memory stays bounded whatever the size.
@@ -348,10 +384,32 @@ def write_region(
             _write_lithology(world, size, Path(tmp) / "lithology.tif", block)
             _to_cog(Path(tmp) / "lithology.tif", files.lithology, "MODE", predictor=1)
             layers["lithology"] = files.lithology.name
+        if rivers:
+            files = replace(files, rivers=out / "rivers.geojson")
+            _write_rivers(world, size, files.rivers)
+            layers["rivers"] = files.rivers.name
         entries = [{"name": name, "uri": uri} for name, uri in layers.items()]
         files = replace(files, layers=out / "layers.yaml")
         files.layers.write_text(yaml.safe_dump({"layers": entries}, sort_keys=False))
     return files
+
+
+def _write_rivers(world: World, size: int, path: Path) -> None:
+    """The world's river lines within :data:`RIVER_REACH` of the DEM, as GeoJSON in
+    :data:`RIVERS_CRS`."""
+    import geopandas
+    import pyogrio
+    from shapely import LineString
+
+    reach = DEM_MARGIN + RIVER_REACH
+    left, top = ORIGIN[0] - reach, ORIGIN[1] + reach
+    lines = world.rivers(left, top - size - 2 * reach, left + size + 2 * reach, top)
+    frame = geopandas.GeoDataFrame(
+        {"kind": ["river"] * len(lines)},
+        geometry=[LineString(line) for line in lines],
+        crs=WORLD_CRS,
+    )
+    pyogrio.write_dataframe(frame.to_crs(RIVERS_CRS), path, driver="GeoJSON")
 
 
 def _write_lithology(world: World, size: int, path: Path, block: int) -> None:

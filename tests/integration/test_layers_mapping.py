@@ -1,5 +1,6 @@
 """Models of other input layers, end to end: 16-bit multispectral imagery + DEM + NDVI + one-hot
-lithology, and terrain-only models, trained from chip folders and mapped from a layers file."""
+lithology, and terrain-only models with distance to faults, trained from chip folders and mapped
+from a layers file."""
 
 from __future__ import annotations
 
@@ -54,8 +55,8 @@ def _random_bundle(records: list[dict], folder: Path) -> str:
     stack = LayerStack.from_record(records)
     torch.manual_seed(0)
     net = build_model("unet", in_channels=len(stack), base_width=4, depth=3, dropout=0.0)
-    means = {"elevation": 1800.0, "slope": 20.0}
-    stds = {"elevation": 150.0, "slope": 10.0}
+    means = {"elevation": 1800.0, "slope": 20.0, "faults": 20.0}
+    stds = {"elevation": 150.0, "slope": 10.0, "faults": 10.0}
     bundle = ModelBundle.from_model(
         net,
         bands=list(stack.names),
@@ -84,8 +85,8 @@ def _map_cli(model: str, layers: Path, out: Path, chunk: int, cwd: Path, monkeyp
 
 @pytest.mark.parametrize(
     "names",
-    [["image", "dem", "ndvi", "lithology"], ["dem", "lithology"]],
-    ids=["multispectral16+dem+ndvi+lithology", "terrain+lithology"],
+    [["image", "dem", "ndvi", "lithology"], ["dem", "faults", "lithology"]],
+    ids=["multispectral16+dem+ndvi+lithology", "terrain+faults+lithology"],
 )
 def test_layer_models_map_the_same_bytes_whatever_the_chunks(region, names, tmp_path, monkeypatch):
     model = _random_bundle(_definitions(names), tmp_path / "model")
@@ -108,11 +109,12 @@ def test_layer_models_map_the_same_bytes_whatever_the_chunks(region, names, tmp_
 def test_train_from_layer_folders_and_map_with_the_described_layers(
     region, tmp_path, monkeypatch, capsys
 ):
-    """Chips with a 16-bit multispectral folder and a lithology folder train a model of those
-    layers; the bundle records them (categories found in the chips); `lsmap models --describe`
-    prints the layers file that, filled in, maps the region."""
+    """Chips with a 16-bit multispectral folder, a lithology folder and a folder of distances to
+    rivers train a model of those layers; the bundle records them (categories found in the
+    chips); `lsmap models --describe` prints the layers file that, filled in, maps the region
+    (distance to its fault lines in place of rivers)."""
     chips = tmp_path / "chips"
-    write_chips(str(chips), count=24, size=32, seed=2)
+    write_chips(str(chips), count=24, size=32, seed=2, rivers=True)
     rng = np.random.default_rng(0)
     for image in sorted(chips.glob("*/image/*")):
         rgb = np.asarray(rasterio.open(image).read() if image.suffix == ".tif" else _png(image))
@@ -128,6 +130,7 @@ def test_train_from_layer_folders_and_map_with_the_described_layers(
     records = _definitions(["image", "dem", "ndvi", "lithology"])
     records[0]["name"], records[2]["of"] = "ms", "ms"
     del records[-1]["categories"]  # found in the chips
+    records.append({"name": "rivers", "kind": "distance", "max_distance": 300})
     layers = tmp_path / "train_layers.yaml"
     layers.write_text(yaml.safe_dump({"layers": records}))
     monkeypatch.chdir(tmp_path)
@@ -136,16 +139,24 @@ def test_train_from_layer_folders_and_map_with_the_described_layers(
     train += ["--depth", "3", "--resolution-m", "1"]
     assert main(train) == 0
     bundle = load_bundle(str(tmp_path / "run"))
-    assert bundle.bands[-3:] == [f"lithology={code}" for code in LITHOLOGY_CODES]
-    assert [layer["name"] for layer in bundle.layers] == ["ms", "dem", "ndvi", "lithology"]
+    assert bundle.bands[-4:] == [*(f"lithology={code}" for code in LITHOLOGY_CODES), "rivers"]
+    assert [layer["name"] for layer in bundle.layers] == [
+        "ms",
+        "dem",
+        "ndvi",
+        "lithology",
+        "rivers",
+    ]
 
     capsys.readouterr()
     assert main(["models", "--describe", "run"]) == 0
     described = yaml.safe_load(capsys.readouterr().out)
     files = {"ms": "image16.tif", "dem": "dem_1m.tif", "lithology": "lithology.tif"}
+    files["rivers"] = "faults.gpkg"
     for layer in described["layers"]:
         if "uri" in layer:
-            assert layer["uri"] == f"<{layer['name']}.tif>"
+            suffix = "gpkg" if layer["kind"] == "distance" else "tif"
+            assert layer["uri"] == f"<{layer['name']}.{suffix}>"
             layer["uri"] = files[layer["name"]]
     filled = region / "described.yaml"
     filled.write_text(yaml.safe_dump(described))
@@ -155,7 +166,7 @@ def test_train_from_layer_folders_and_map_with_the_described_layers(
         )
     manifest = storage.read_json(str(tmp_path / "map" / "manifest.json"))
     assert manifest["status"] == "complete"
-    assert set(manifest["run"]["inputs"]) == {"ms", "dem", "lithology"}
+    assert set(manifest["run"]["inputs"]) == {"ms", "dem", "lithology", "rivers"}
 
     # 8-bit imagery given for the model's 16-bit layer: refused naming layer and file, no output.
     described["layers"][0]["uri"] = "rgb.tif"

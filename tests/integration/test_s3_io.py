@@ -155,3 +155,20 @@ def test_ingest_into_a_missing_bucket_is_a_storage_error(s3_endpoint, local_mosa
     dst = "s3://lsmap-no-such-bucket/rgb.zarr"
     with pytest.raises(StorageError, match=f"{dst}: cannot .*bucket does not exist"):
         ingest(local_mosaics["rgb"], dst, chunk=CHUNK)
+
+
+def test_vector_features_from_s3_match_the_local_file(s3_bucket, tmp_path):
+    """A distance layer's vector file in a bucket is read through the same GDAL path as COGs."""
+    import geopandas
+    import shapely
+
+    from pipelines.vectors import read_features
+
+    lines = [shapely.LineString([(500_010, 2_999_990), (500_080, 2_999_920)])]
+    local = tmp_path / "faults.gpkg"
+    geopandas.GeoDataFrame(geometry=lines, crs=RGB_GRID.crs).to_file(local)
+    remote = read_features(upload(str(local), f"s3://{s3_bucket}/in/faults.gpkg"))
+    assert remote.crs == read_features(str(local)).crs
+    assert shapely.equals(remote.geometries, read_features(str(local)).geometries).all()
+    with pytest.raises(InputError, match=f"s3://{s3_bucket}/in/none.gpkg: cannot read it"):
+        read_features(f"s3://{s3_bucket}/in/none.gpkg")

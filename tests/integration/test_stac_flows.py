@@ -16,12 +16,14 @@ import urllib.request
 from pathlib import Path
 
 import geopandas
+import numpy as np
 import pystac
 import pytest
 import rasterio
 
 from pipelines import stac, storage
 from pipelines.mapping import map_region
+from pipelines.mapping.export import open_probability
 from pipelines.mapping.output import OutputLayout, create_store
 from pipelines.mapping.polygons import SCHEMA
 from pipelines.raster import Grid
@@ -36,6 +38,8 @@ SIZE, SEED = 128, 4  # seed 4 has landslide scars within 128 m
 # Acquisition times; the ids sort the other way round, so order must come from the times.
 SCENES = {"scene-b": ("2024-06-01T03:00:00Z", 4.0), "scene-a": ("2024-07-15T03:00:00Z", 12.0)}
 CLOUDY = "scene-cloudy"
+S2_SCENE = "S2B_48RUT_20240720_0_L2A"  # bands as separate assets, clouds in a classification
+S2_CLOUD = 9  # the scene classification's "cloud, high probability"
 RUSTAC = shutil.which("rustac") or str(Path(__file__).parents[2] / ".venv" / "bin" / "rustac")
 
 
@@ -67,6 +71,32 @@ def _scene(item_id: str, when: str, cloud: float, href: str, aoi: AreaOfInterest
     return item
 
 
+def _sentinel2_scene(rgb: Path, folder: Path, aoi: AreaOfInterest) -> pystac.Item:
+    """A Sentinel-2 L2A style Item of ``rgb``: one single-band COG asset per band and an ``scl``
+    scene classification at twice the pixel size, clouds (:data:`S2_CLOUD`) over its top-left
+    quarter, vegetation (4) elsewhere."""
+    folder.mkdir()
+    with rasterio.open(rgb) as src:
+        profile, bands = src.profile | {"driver": "COG", "count": 1}, src.read()
+    profile.pop("blockxsize", None), profile.pop("blockysize", None), profile.pop("tiled", None)
+    item = _scene(S2_SCENE, "2024-07-20T03:00:00Z", 5.0, rgb.as_uri(), aoi)
+    item.collection_id = "sentinel-2-l2a"
+    del item.assets["visual"]
+    for band, values in zip(("red", "green", "blue"), bands, strict=True):
+        with rasterio.open(folder / f"{band}.tif", "w", **profile) as dst:
+            dst.write(values[None])
+        item.add_asset(band, pystac.Asset((folder / f"{band}.tif").as_uri()))
+    half = SIZE // 2
+    scl = np.full((1, half, half), 4, np.uint8)
+    scl[:, : half // 2, : half // 2] = S2_CLOUD
+    transform = profile["transform"] * rasterio.Affine.scale(2)
+    scl_profile = profile | {"height": half, "width": half, "transform": transform, "nodata": 0}
+    with rasterio.open(folder / "scl.tif", "w", **scl_profile) as dst:
+        dst.write(scl)
+    item.add_asset("scl", pystac.Asset((folder / "scl.tif").as_uri()))
+    return item
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -84,12 +114,13 @@ def stac_api(events, tmp_path_factory):
         for k, (item_id, (when, cloud)) in enumerate(SCENES.items())
     ]
     items.append(_scene(CLOUDY, "2024-07-01T03:00:00Z", 90.0, events[1].rgb.as_uri(), aoi))
-    collection = pystac.Collection(
-        "post-event",
-        "post-event scenes",
-        pystac.Extent(pystac.SpatialExtent([items[0].bbox]), pystac.TemporalExtent([[None, None]])),
+    items.append(_sentinel2_scene(events[1].rgb, root / "s2", aoi))
+    extent = pystac.Extent(
+        pystac.SpatialExtent([items[0].bbox]), pystac.TemporalExtent([[None, None]])
     )
-    (root / "collection.json").write_text(json.dumps(collection.to_dict(include_self_link=False)))
+    for name in ("post-event", "sentinel-2-l2a"):
+        collection = pystac.Collection(name, f"{name} scenes", extent)
+        (root / f"{name}.json").write_text(json.dumps(collection.to_dict(include_self_link=False)))
     features = [item.to_dict(include_self_link=False) for item in items]
     (root / "items.json").write_text(
         json.dumps({"type": "FeatureCollection", "features": features})
@@ -101,7 +132,8 @@ def stac_api(events, tmp_path_factory):
             "serve",
             "--addr",
             address,
-            str(root / "collection.json"),
+            str(root / "post-event.json"),
+            str(root / "sentinel-2-l2a.json"),
             str(root / "items.json"),
         ],
         stdout=subprocess.DEVNULL,
@@ -111,7 +143,7 @@ def stac_api(events, tmp_path_factory):
     try:
         for _ in range(100):
             try:
-                with urllib.request.urlopen(f"{url}/collections/post-event/items", timeout=1) as r:
+                with urllib.request.urlopen(f"{url}/search", timeout=1) as r:
                     if len(json.load(r)["features"]) == len(items):
                         break
             except OSError:
@@ -199,6 +231,44 @@ regions:
     assert "labels" in item.assets["landslides_fgb"].roles
     derived = [link.get_absolute_href() for link in item.links if link.rel == "derived_from"]
     assert derived == [f"{stac_api}/collections/post-event/items/scene-a"]
+
+
+def test_scan_maps_band_assets_and_masks_clouds_of_a_sentinel2_style_item(
+    stac_api, events, trained_bundle, tmp_path
+):
+    """Sentinel-2 L2A style: the model's image layer from the Item's red, green and blue assets
+    (one file each), pixels its scene classification calls cloud are nodata in the map."""
+    aoi = _bounds(events[1].rgb)
+    watchlist = tmp_path / "watch.yaml"
+    watchlist.write_text(
+        f"""
+regions:
+  - name: s2
+    aoi: {{bbox: {list(aoi.bbox)}, crs: {aoi.crs}}}
+    imagery:
+      stac_api: "{stac_api}"
+      collection: sentinel-2-l2a
+      layers: {{image: [red, green, blue]}}
+      mask: {{asset: scl, codes: [{S2_CLOUD}, 10]}}
+    dem: {events[1].dem}
+    model: {trained_bundle}
+    output: {tmp_path / "scans"}
+    threshold: 0.5
+    schedule: "@daily"
+    mapping: {{chunk: 64}}
+"""
+    )
+    [result] = scan(str(watchlist))
+    assert result["status"] == "scanned", result["error"]
+    assert [s["image"] for s in result["scanned"]] == [S2_SCENE]
+    out = tmp_path / "scans" / "s2" / S2_SCENE
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["status"] == "complete"
+    assert set(manifest["run"]["inputs"]) == {"image", "dem", "mask"}
+    probability = open_probability(OutputLayout(str(out)), decode=True).values
+    cloud = SIZE // 2  # the classification's cloudy quarter, at its 2 m pixels
+    assert np.isnan(probability[:cloud, :cloud]).all()
+    assert np.isfinite(probability[cloud:, :]).all() and np.isfinite(probability[:, cloud:]).all()
 
 
 def test_map_from_stac_items_on_s3(events, trained_bundle, s3_bucket):

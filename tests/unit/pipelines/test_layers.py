@@ -19,9 +19,10 @@ from pipelines.layers import LayerStack, stack_for_bundle, stack_from_bands
 from pipelines.mapping.plan import MapPlan, TileLayout
 from pipelines.raster import Grid, open_mosaic, read_window
 from pipelines.synthetic.writers import write_region
+from pipelines.vectors import read_features
 
 sys.path.insert(0, str(Path(__file__).parents[2]))
-from layer_rasters import LAYERS, LITHOLOGY_CODES, write_layers  # noqa: E402
+from layer_rasters import LAYERS, LITHOLOGY_CODES, write_faults, write_layers  # noqa: E402
 
 SIZE = 160
 
@@ -50,7 +51,7 @@ def test_a_layer_stack_names_its_bands_in_order_and_records_itself():
     stack = _stack()
     assert stack.names == (
         *("red", "green", "blue", "nir"),
-        *("elevation", "slope", "ndvi"),
+        *("elevation", "slope", "ndvi", "faults"),
         *(f"lithology={code}" for code in LITHOLOGY_CODES),
     )
     assert LayerStack.from_record(stack.record()) == stack
@@ -102,7 +103,7 @@ def test_derived_and_one_hot_bands_per_unit_equal_the_whole_region(region, chunk
         pieced[:, top : top + height, left : left + width] = values[
             (slice(None), *unit.chunk_in_read)
         ]
-    for name in ("red", "nir", "ndvi", *(f"lithology={c}" for c in LITHOLOGY_CODES)):
+    for name in ("red", "nir", "ndvi", "faults", *(f"lithology={c}" for c in LITHOLOGY_CODES)):
         band = stack.names.index(name)
         np.testing.assert_array_equal(pieced[band], whole[band], err_msg=name)
     ndvi = whole[stack.names.index("ndvi")]
@@ -167,7 +168,13 @@ def test_an_unseen_category_is_an_error_or_other_as_the_user_chose(region):
 def test_layers_files_name_and_resolve_their_layers(region, tmp_path):
     layers = read_layers_file(region / "layers.yaml")
     assert layers.inputs["image"].uri == str(region / "image16.tif")  # relative to the file
-    assert [d["name"] for d in layers.definitions] == ["image", "dem", "ndvi", "lithology"]
+    assert [d["name"] for d in layers.definitions] == [
+        "image",
+        "dem",
+        "ndvi",
+        "faults",
+        "lithology",
+    ]
     twice = tmp_path / "twice.yaml"
     twice.write_text(yaml.safe_dump({"layers": [LAYERS[1], LAYERS[1]]}))
     with pytest.raises(InputError, match=r"twice\.yaml: two layers are named 'dem'"):
@@ -192,7 +199,7 @@ def test_layers_files_name_and_resolve_their_layers(region, tmp_path):
     path.write_text(yaml.safe_dump(described))
     again = read_layers_file(path)
     assert LayerStack.from_record(list(again.definitions)) == _stack()
-    assert set(again.inputs) == {"image", "dem", "lithology"}
+    assert set(again.inputs) == {"image", "dem", "faults", "lithology"}
 
 
 def test_a_layer_outside_the_area_is_refused_naming_it(region, tmp_path):
@@ -211,6 +218,49 @@ def test_a_layer_outside_the_area_is_refused_naming_it(region, tmp_path):
             read_layers_file(region / "layers.yaml").inputs | {"lithology": str(far)},
             lambda g: g,
         )
+
+
+def test_a_distance_layer_is_metres_to_the_nearest_feature_capped(region):
+    """Fault lines in degrees, read onto the metre grid: each pixel's value is its distance to
+    the nearest line (to within a pixel: lines are rasterised), never above max_distance."""
+    import shapely
+
+    bound = _bind(region, _stack())
+    grid = bound.grid
+    distance = bound.inputs.read(grid, (0, 0, grid.height, grid.width), grid)[
+        _stack().names.index("faults")
+    ]
+    faults = read_features(str(region / "faults.gpkg")).to_crs(grid.crs).geometries
+    rows, cols = np.mgrid[0 : grid.height : 7, 0 : grid.width : 7]
+    xs = grid.transform.c + (cols + 0.5) * grid.transform.a
+    ys = grid.transform.f + (rows + 0.5) * grid.transform.e
+    exact = shapely.distance(shapely.points(xs, ys)[..., None], faults).min(axis=-1)
+    sampled = distance[rows, cols]
+    assert sampled.max() == 40.0 and sampled.min() == 0.0
+    np.testing.assert_allclose(sampled, np.minimum(exact, 40.0), atol=1.5)
+    assert read_features(str(region / "faults.gpkg")).crs.to_epsg() == 4326
+
+
+def test_vector_files_without_crs_or_near_features_are_refused_naming_them(region, tmp_path):
+    import geopandas
+    from shapely import LineString
+
+    stack = _stack()
+    inputs = read_layers_file(region / "layers.yaml").inputs
+    far = write_faults(region / "rgb.tif", tmp_path / "far.gpkg", shift_m=5000.0)
+    with pytest.raises(
+        InputError, match=r"far\.gpkg \(layer 'faults' \(distance\)\): no feature lies within"
+    ):  # refused before the lithology's partial coverage is reported
+        bind_inputs(stack, inputs | {"faults": LayerInput(str(far))}, lambda grid: grid)
+    bare = tmp_path / "bare.gpkg"
+    with pytest.warns(UserWarning, match="'crs' was not provided"):
+        geopandas.GeoDataFrame(geometry=[LineString([(0, 0), (1, 1)])]).to_file(bare)
+    with pytest.raises(
+        InputError, match=r"bare\.gpkg \(layer 'faults' \(distance\)\): the vector file has no CRS"
+    ):
+        bind_inputs(stack, inputs | {"faults": LayerInput(str(bare))}, lambda grid: grid)
+    with pytest.raises(InputError, match=r"faults.*needs `max_distance`"):
+        LayerStack.from_record([{"name": "faults", "kind": "distance"}])
 
 
 def test_grid_is_the_first_layers(region):
@@ -245,7 +295,7 @@ def test_bands_in_separate_files_or_stac_assets_read_as_one_image(region, tmp_pa
     layers["layers"][0]["uri"] = [str(path) for path in paths]
     (tmp_path / "split.yaml").write_text(yaml.safe_dump(layers))
     split = read_layers_file(tmp_path / "split.yaml").inputs
-    for name in ("dem", "lithology"):
+    for name in ("dem", "faults", "lithology"):
         split[name] = read_layers_file(region / "layers.yaml").inputs[name]
     with pytest.warns(UserWarning, match="lithology.*covers"):
         bound = bind_inputs(stack, split, lambda g: g)

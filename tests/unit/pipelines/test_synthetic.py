@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
+import shapely
 from pyproj import Transformer
 from rasterio.warp import transform_bounds
 from scipy.ndimage import binary_dilation
@@ -262,3 +263,34 @@ def test_chips_and_regions_write_the_layers_asked_for(tmp_path: Path) -> None:
         assert set(np.unique(lithology.read())) <= {1, 2, 3, 4}
         assert lithology.res == (5.0, 5.0)
     assert "name: lithology" in files.layers.read_text()
+
+
+def test_river_lines_follow_the_painted_rivers_into_chips_and_regions(tmp_path: Path) -> None:
+    """The river network's lines run along the water the scene paints; a region's
+    rivers.geojson (in degrees) read as a distance layer is near 0 there, and chips' rivers/
+    folders hold the distance to them."""
+    from pipelines.inputs import bind_inputs
+    from pipelines.layers import DistanceLayer, ImageryLayer, LayerStack
+
+    files = write_region(tmp_path / "region", 128, seed=1, rivers=True)
+    assert "name: rivers" in files.layers.read_text()
+    scene = World(1).scene(X0, Y0, 128, 128)
+    water = scene.cover == Cover.RIVER
+    assert water.mean() > 0.05
+    stack = LayerStack((ImageryLayer(), DistanceLayer("rivers", max_distance=200.0)))
+    given = {"image": str(files.rgb), "rivers": str(files.rivers)}
+    bound = bind_inputs(stack, given, lambda grid: grid)
+    distance = bound.inputs.read(bound.grid, (0, 0, 128, 128), bound.grid)[-1]
+    assert np.median(distance[water]) < 6.0  # water is 5 m wide beside gravel
+    assert np.median(distance[~binary_dilation(water, iterations=20)]) > 30.0
+
+    write_chips(tmp_path / "chips", 4, size=32, seed=1, rivers=True)
+    record = scan_bijie(tmp_path / "chips")[0]
+    with rasterio.open(record.layers["rivers"]) as rivers:
+        values, (x0, y0) = rivers.read(1), (rivers.transform.c, rivers.transform.f)
+    reach = 2000.0
+    lines = World(1).rivers(x0 - reach, y0 - 32 - reach, x0 + 32 + reach, y0 + reach)
+    corners = shapely.points([x0 + 0.5, x0 + 31.5], [y0 - 0.5, y0 - 31.5])
+    exact = np.min([shapely.distance(corners, shapely.LineString(line)) for line in lines], axis=0)
+    assert values.dtype == np.float32
+    np.testing.assert_allclose(values[[0, -1], [0, -1]], np.minimum(exact, 1000.0), atol=1.5)
