@@ -36,10 +36,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     region = kinds.add_parser(
         "region",
-        help="region: rgb.tif (UTM 48N, 1 m), dem.tif (EPSG:4326), truth.tif",
+        help="region: rgb.tif (UTM 48N, 1 m), dem.tif (EPSG:4326), truth.tif, inventory",
         description=(
             "Write a SIZE x SIZE m region as COGs: rgb.tif (EPSG:32648, 1 m), truth.tif on the "
-            "same grid, and dem.tif in EPSG:4326 at about 4 m, covering the RGB with a margin."
+            "same grid, and dem.tif in EPSG:4326 at about 4 m, covering the RGB with a margin; "
+            "and its landslide inventory: inventory.gpkg (scar polygons with id, event and "
+            "date) and points.csv (presence points at scar heads and absence points, lon/lat)."
         ),
     )
     region.add_argument("out", help="output directory")
@@ -138,7 +140,10 @@ def run_region(args: argparse.Namespace) -> int:
     )
     written = [
         path
-        for path in (files.rgb, files.dem, files.truth, files.ms, files.lithology, files.rivers)
+        for path in (
+            *(files.rgb, files.dem, files.truth, files.ms, files.lithology, files.rivers),
+            *(files.inventory, files.points),
+        )
         if path
     ]
     print(f"wrote {', '.join(map(str, written))}; layers in {files.layers}")

@@ -120,6 +120,18 @@ class Scars:
 
 
 @dataclass(frozen=True)
+class ScarOutline:
+    """One scar as an inventory records it: a stable id, its event, its outline (``(N, 2)`` map
+    coordinates, closed ring without the repeated first vertex) and its head, the upslope end
+    where it started (m)."""
+
+    id: str
+    event: int
+    outline: np.ndarray
+    head: tuple[float, float]
+
+
+@dataclass(frozen=True)
 class _Shape:
     cover: Cover
     x: float
@@ -389,6 +401,29 @@ class World:
             event=np.array([s.event for s in found], dtype=np.int64),
         )
 
+    def scar_outlines(
+        self, x_min: float, y_min: float, x_max: float, y_max: float, event: int = 0
+    ) -> list[ScarOutline]:
+        """Outlines of the scars of events <= ``event`` that reach into the bounds (m): the
+        boundary :meth:`scene` paints (a pixel is in the mask where its centre is inside)."""
+        bounds = (x_min, y_min, x_max, y_max)
+        outlines = []
+        for shape in self._scars(bounds):
+            r = shape.reach
+            reaches = x_min - r < shape.x < x_max + r and y_min - r < shape.y < y_max + r
+            if shape.event <= event and reaches:
+                outline = _outline(shape)
+                head = _outline(shape, np.array([math.pi]), inset=0.8)[0]
+                outlines.append(
+                    ScarOutline(
+                        id=f"scar-{self.seed}-{shape.x:.1f}-{shape.y:.1f}",
+                        event=shape.event,
+                        outline=outline,
+                        head=(float(head[0]), float(head[1])),
+                    )
+                )
+        return outlines
+
     # Rendering ---------------------------------------------------------------------------
 
     def scene(
@@ -485,6 +520,27 @@ class World:
         """RGB (uint8, (3, H, W)) and landslide mask (uint8 0/1, (H, W)) of a window."""
         scene = self.scene(x0, y0, height, width, pixel_size, event)
         return scene.rgb, scene.mask
+
+
+def _outline(shape: _Shape, angles: np.ndarray | None = None, inset: float = 1.0) -> np.ndarray:
+    """Points of a teardrop's boundary (times ``inset``) at polar ``angles`` of its own frame
+    (default: 96 around it), as ``(N, 2)`` map coordinates: where :func:`_paint`'s ``rho`` is 1.
+    The lobe terms depend on the direction only, so the boundary radius is ``1 + lobe``."""
+    theta = np.linspace(0.0, 2.0 * math.pi, 96, endpoint=False) if angles is None else angles
+    c2, s2, c3, s3 = shape.lobes
+    radius = inset * (
+        1.0
+        + c2 * np.cos(2 * theta)
+        + s2 * np.sin(2 * theta)
+        + c3 * np.cos(3 * theta)
+        + s3 * np.sin(3 * theta)
+    )
+    along = radius * np.cos(theta)
+    across = radius * np.sin(theta) * np.maximum(1.0 + shape.taper * along, 0.05)
+    along_m, across_m = along * shape.half_length, across * shape.half_width
+    x = shape.x + along_m * shape.cos - across_m * shape.sin
+    y = shape.y + along_m * shape.sin + across_m * shape.cos
+    return np.stack([x, y], axis=1)
 
 
 def _distance_to_zero(field: np.ndarray, pixel_size: float) -> np.ndarray:

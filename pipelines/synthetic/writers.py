@@ -28,6 +28,15 @@ LITHOLOGY_RESOLUTION = 5.0  # m: a geological map is coarser than the imagery
 # up to it (a distance layer's max_distance may be up to this).
 RIVER_REACH = 1000.0  # m
 RIVERS_CRS = "EPSG:4326"  # GeoJSON's own CRS: river lines are reprojected as real ones are
+ABSENCE_CLEARANCE = 20.0  # m between an absence point and the nearest scar
+POINTS_CRS = "EPSG:4326"  # points.csv holds longitude and latitude, as field surveys do
+
+
+def event_date(event: int) -> str:
+    """The synthetic date of an event (ISO): 15 July of 2020 + ``event``, monsoon season."""
+    return f"{2020 + event}-07-15"
+
+
 _GTIFF_TILE = 512
 
 
@@ -228,6 +237,8 @@ class RegionFiles:
     lithology: Path | None = None
     rivers: Path | None = None
     layers: Path | None = None
+    inventory: Path | None = None
+    points: Path | None = None
 
 
 def _to_cog(src: Path, dst: Path, resampling: str, predictor: int) -> None:
@@ -289,6 +300,12 @@ def write_region(
     - ``truth.tif``: uint8 landslide mask (1 = scar of an event <= ``event``) on the RGB grid.
     - ``dem.tif``: float32 elevation (m), EPSG:4326, pixels of :data:`DEM_RESOLUTION` degrees,
       covering the RGB bounds plus :data:`DEM_MARGIN` m, nodata :data:`DEM_NODATA` declared.
+    - ``inventory.gpkg``: the landslide inventory, one polygon per scar of an event <=
+      ``event`` reaching into the region (EPSG:32648; columns ``id``, ``event``, ``date``, see
+      :func:`event_date`), the outlines ``truth.tif`` rasterises.
+    - ``points.csv``: initiation points, ``lon``, ``lat`` (EPSG:4326), ``landslide`` 1 at the
+      head of each such scar inside the region, 0 at as many absence points at least
+      :data:`ABSENCE_CLEARANCE` m from any scar; ``id``, ``event``, ``date`` of presences.
 
     Options, as for :func:`write_chips` (off: the same region as ever for a seed):
 
@@ -388,10 +405,65 @@ def write_region(
             files = replace(files, rivers=out / "rivers.geojson")
             _write_rivers(world, size, files.rivers)
             layers["rivers"] = files.rivers.name
+        files = replace(files, inventory=out / "inventory.gpkg", points=out / "points.csv")
+        _write_inventory(world, size, seed, event, files.inventory, files.points)
         entries = [{"name": name, "uri": uri} for name, uri in layers.items()]
         files = replace(files, layers=out / "layers.yaml")
         files.layers.write_text(yaml.safe_dump({"layers": entries}, sort_keys=False))
     return files
+
+
+def _write_inventory(
+    world: World, size: int, seed: int, event: int, polygons: Path, points: Path
+) -> None:
+    """The region's scars as an inventory of polygons and as presence/absence points."""
+    import csv
+
+    import geopandas
+    import shapely
+    from pyproj import Transformer
+
+    x0, y0 = ORIGIN
+    scars = world.scar_outlines(x0, y0 - size, x0 + size, y0, event)
+    outlines = [shapely.Polygon(scar.outline) for scar in scars]
+    frame = geopandas.GeoDataFrame(
+        {
+            "id": [scar.id for scar in scars],
+            "event": [scar.event for scar in scars],
+            "date": [event_date(scar.event) for scar in scars],
+        },
+        geometry=outlines,
+        crs=WORLD_CRS,
+    )
+    frame.to_file(polygons, driver="GPKG", layer="landslides")
+
+    inside = [
+        scar for scar in scars if x0 <= scar.head[0] < x0 + size and y0 - size < scar.head[1] <= y0
+    ]
+    rng = np.random.default_rng([seed, event, 11])
+    tree = shapely.STRtree(outlines)
+    absent: list[tuple[float, float]] = []
+    for _ in range(1000):  # rounds of candidates; scars cover a few per cent of any region
+        if len(absent) >= len(inside):
+            break
+        x, y = x0 + rng.uniform(0, size, 64), y0 - rng.uniform(0, size, 64)
+        candidates = shapely.points(x, y)
+        near = tree.query(candidates, predicate="dwithin", distance=ABSENCE_CLEARANCE)[0]
+        clear = np.setdiff1d(np.arange(64), near)
+        absent += [(float(x[i]), float(y[i])) for i in clear]
+    absent = absent[: len(inside)]
+    to_points = Transformer.from_crs(WORLD_CRS, POINTS_CRS, always_xy=True)
+    with points.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["id", "lon", "lat", "landslide", "event", "date"])
+        for scar in inside:
+            lon, lat = to_points.transform(*scar.head)
+            writer.writerow(
+                [scar.id, f"{lon:.7f}", f"{lat:.7f}", 1, scar.event, event_date(scar.event)]
+            )
+        for k, (x, y) in enumerate(absent):
+            lon, lat = to_points.transform(x, y)
+            writer.writerow([f"absence-{seed}-{k}", f"{lon:.7f}", f"{lat:.7f}", 0, "", ""])
 
 
 def _write_rivers(world: World, size: int, path: Path) -> None:

@@ -191,7 +191,14 @@ def test_cli_writes_chips_and_regions(tmp_path: Path, capsys) -> None:
     code = main(["synth", "region", str(tmp_path / "region"), "--size", "64", "--event", "1"])
     assert code == 0
     written = {p.name for p in (tmp_path / "region").iterdir()}
-    assert written == {"rgb.tif", "dem.tif", "truth.tif", "layers.yaml"}
+    assert written == {
+        "rgb.tif",
+        "dem.tif",
+        "truth.tif",
+        "layers.yaml",
+        "inventory.gpkg",
+        "points.csv",
+    }
     assert main(["synth", "chips", str(tmp_path / "bad"), "--count", "0"]) == 1
     assert "--count" in capsys.readouterr().err
 
@@ -294,3 +301,36 @@ def test_river_lines_follow_the_painted_rivers_into_chips_and_regions(tmp_path: 
     exact = np.min([shapely.distance(corners, shapely.LineString(line)) for line in lines], axis=0)
     assert values.dtype == np.float32
     np.testing.assert_allclose(values[[0, -1], [0, -1]], np.minimum(exact, 1000.0), atol=1.5)
+
+
+def test_every_region_comes_with_its_inventory_as_polygons_and_points(tmp_path: Path) -> None:
+    """inventory.gpkg outlines the scars truth.tif holds (rasterised, the same pixels to within
+    a fraction of a per cent); points.csv has a presence at each scar's head and as many
+    absences clear of every scar, in longitude/latitude."""
+    import geopandas
+    import pandas
+    from rasterio.features import rasterize
+
+    files = write_region(tmp_path / "region", 256, seed=4, block=128)
+    with rasterio.open(files.truth) as src:
+        truth, transform = src.read(1), src.transform
+    inventory = geopandas.read_file(files.inventory)
+    assert inventory.crs.to_epsg() == 32648 and inventory.geometry.is_valid.all()
+    assert list(inventory.columns) == ["id", "event", "date", "geometry"]
+    assert inventory["id"].is_unique and (inventory["event"] == 0).all()
+    drawn = rasterize(inventory.geometry, out_shape=truth.shape, transform=transform)
+    assert np.count_nonzero(drawn != truth) <= 0.005 * np.count_nonzero(truth)
+
+    points = pandas.read_csv(files.points)
+    assert list(points.columns) == ["id", "lon", "lat", "landslide", "event", "date"]
+    presence, absence = points[points.landslide == 1], points[points.landslide == 0]
+    assert len(presence) == len(absence) > 0
+    to_world = Transformer.from_crs("EPSG:4326", "EPSG:32648", always_xy=True)
+    for subset, label in ((presence, 1), (absence, 0)):
+        x, y = to_world.transform(subset.lon.to_numpy(), subset.lat.to_numpy())
+        rows, cols = rasterio.transform.rowcol(transform, x, y)
+        assert (truth[rows, cols] == label).mean() >= (0.9 if label else 1.0)
+    # A later event's inventory of a larger area holds more scars, each dated by its event.
+    later = geopandas.read_file(write_region(tmp_path / "later", 512, seed=4, event=1).inventory)
+    assert set(inventory["id"]) < set(later["id"])
+    assert set(later.loc[later.event == 1, "date"]) == {"2021-07-15"}
