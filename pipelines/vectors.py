@@ -48,28 +48,33 @@ class Features:
         return Features.of(series.values.to_numpy(), series.crs)
 
 
-def read_features(uri: str, what: str | None = None) -> Features:
-    """The geometries of a vector file (GeoPackage, GeoJSON, FlatGeobuf, a zipped Shapefile:
-    anything OGR reads; local or s3://). Refuses a file that cannot be read, has no CRS or no
-    geometry, naming it (and ``what`` it is for)."""
+def read_vector_file(uri: str, columns: list[str] | None = None) -> Any:
+    """A vector file (anything OGR reads; local or s3://) as a GeoDataFrame (``columns``: the
+    attributes to read, None: all). Raises what OGR or storage raise."""
     import tempfile
     from pathlib import Path
 
     import pyogrio
 
+    if not storage.is_remote(uri):
+        return pyogrio.read_dataframe(storage.gdal_path(uri), columns=columns)
+    # Fetched whole through the storage layer (a full read touches most of the file anyway): the
+    # same credentials, retries and errors as every other read; the file keeps its name, whose
+    # extension tells OGR the format.
+    with tempfile.TemporaryDirectory() as folder:
+        local = Path(folder) / uri.rstrip("/").rsplit("/", 1)[-1]
+        local.write_bytes(storage.read_bytes(uri))
+        return pyogrio.read_dataframe(local, columns=columns)
+
+
+def read_features(uri: str, what: str | None = None) -> Features:
+    """The geometries of a vector file (GeoPackage, GeoJSON, FlatGeobuf, a zipped Shapefile:
+    anything OGR reads; local or s3://). Refuses a file that cannot be read, has no CRS or no
+    geometry, naming it (and ``what`` it is for)."""
     name = storage.redact(uri) + (f" ({what})" if what else "")
     try:
-        if storage.is_remote(uri):
-            # Fetched whole through the storage layer (a full read touches most of the file
-            # anyway): the same credentials, retries and errors as every other read; the file
-            # keeps its name, whose extension tells OGR the format.
-            with tempfile.TemporaryDirectory() as folder:
-                local = Path(folder) / uri.rstrip("/").rsplit("/", 1)[-1]
-                local.write_bytes(storage.read_bytes(uri))
-                frame = pyogrio.read_dataframe(local, columns=[])
-        else:
-            frame = pyogrio.read_dataframe(storage.gdal_path(uri), columns=[])
-    except Exception as err:
+        frame = read_vector_file(uri, columns=[])
+    except Exception as err:  # OGR and storage raise many kinds: all mean an unreadable file
         raise InputError(f"{name}: cannot read it as vector features ({err})") from err
     if frame.crs is None:
         raise InputError(f"{name}: the vector file has no CRS; set one (e.g. ogr2ogr -a_srs)")
