@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pipelines.errors import LsmapError
+from pipelines.errors import InputError, LsmapError
 from pipelines.raster import Grid
 
 BLENDS = ("ramp", "crop")
@@ -159,6 +159,24 @@ class MapPlan:
     def read_grid(self, unit: Unit) -> Grid:
         """The georeferenced grid of a unit's read window."""
         return self.grid.window(*unit.read)
+
+
+def model_grid(
+    source: Grid,
+    resolution: float | None,
+    bbox: tuple[float, float, float, float] | None = None,
+    bbox_crs: str | None = None,
+) -> Grid:
+    """:func:`output_grid` for a model of ``resolution`` metres (None: the source's pixels);
+    refuses a geographic source, whose pixels have no size in metres."""
+    if source.crs.is_geographic and resolution is not None:
+        raise InputError(
+            f"the area is mapped on the grid of the model's first layer, and this file is "
+            f"in a geographic CRS ({source.crs}), where the model's {resolution:g} m pixels "
+            "have no size; reproject it first, e.g. `rio warp IN OUT --dst-crs EPSG:<UTM "
+            f"zone> --res {resolution:g}`"
+        )
+    return output_grid(source, resolution, bbox=bbox, bbox_crs=bbox_crs)
 
 
 def output_grid(

@@ -24,9 +24,8 @@ from pipelines.errors import InputError, LsmapError, UnreadableInputError
 from pipelines.inputs import LayerInput, bind_inputs
 from pipelines.layers import stack_for_bundle
 from pipelines.mapping import export, output
-from pipelines.mapping.plan import PRECISIONS, MapPlan, TileLayout, output_grid
+from pipelines.mapping.plan import PRECISIONS, MapPlan, TileLayout, model_grid
 from pipelines.mapping.stages import InferAndWriteUnits, MapSpec, read_unit
-from pipelines.raster import Grid
 from pipelines.ray_runtime import init_ray
 
 
@@ -70,17 +69,9 @@ def map_region(
     stack = stack_for_bundle(bundle)
     resolution = bundle.resolution_m if resample_to_model else None
 
-    def grid_of(source: Grid) -> Grid:
-        if source.crs.is_geographic and resolution is not None:
-            raise InputError(
-                f"the area is mapped on the grid of the model's first layer, and this file is "
-                f"in a geographic CRS ({source.crs}), where the model's {resolution:g} m pixels "
-                "have no size; reproject it first, e.g. `rio warp IN OUT --dst-crs EPSG:<UTM "
-                f"zone> --res {resolution:g}`"
-            )
-        return output_grid(source, resolution, bbox=bbox, bbox_crs=bbox_crs)
-
-    bound = bind_inputs(stack, inputs, grid_of)
+    bound = bind_inputs(
+        stack, inputs, lambda source: model_grid(source, resolution, bbox, bbox_crs)
+    )
     grid = bound.grid
     layout = TileLayout(
         bundle.tile_size, bundle.tile_size // 2 if overlap is None else overlap, blend

@@ -317,7 +317,8 @@ def write_region(
       :data:`RIVER_REACH` of the DEM, in EPSG:4326.
 
     ``layers.yaml`` names every file written as a layer (``image``: rgb.tif, ``dem``, ``ms``,
-    ``lithology``, ``rivers``), for `lsmap map --layers` (a model reads the layers it needs).
+    ``lithology``, ``rivers``), for `lsmap map --layers` (a model reads the layers it needs), and
+    the inventory: it is also the region's region file (:mod:`pipelines.regional.region_file`).
 
     Blocks of ``block`` px are generated and written one at a time into tiled GeoTIFFs, which are
     then converted to COGs, so memory stays bounded whatever the size.
@@ -409,7 +410,8 @@ def write_region(
         _write_inventory(world, size, seed, event, files.inventory, files.points)
         entries = [{"name": name, "uri": uri} for name, uri in layers.items()]
         files = replace(files, layers=out / "layers.yaml")
-        files.layers.write_text(yaml.safe_dump({"layers": entries}, sort_keys=False))
+        region = {"layers": entries, "inventory": {"uri": files.inventory.name}}
+        files.layers.write_text(yaml.safe_dump(region, sort_keys=False))
     return files
 
 

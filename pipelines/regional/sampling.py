@@ -1,0 +1,101 @@
+"""Which windows of a region a model trains and is evaluated on.
+
+Training windows are drawn afresh each epoch from a generator seeded by ``(seed, epoch)``, so
+the same seed gives the same samples on any machine and worker count:
+
+- around each anchor, a window of the model's size placed with a uniform jitter of up to
+  ``jitter`` of its side, so a landslide is not always at the centre. Anchors are a point in
+  each presence of a complete polygon inventory, and in every feature, presence or absence, of
+  any other (its labels exist only there);
+- for a complete polygon inventory, ``negatives`` windows per positive one placed uniformly over
+  the region (its background is known everywhere).
+
+Only windows the spatial split allows for training are kept. Evaluation windows tile the
+region; each scores the pixels of its split's blocks only (:meth:`SpatialSplit.mask`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from pipelines.inventory import Inventory
+from pipelines.regional.split import TRAIN, SpatialSplit
+
+_TRIES = 4  # placements tried per anchor before it sits this epoch out
+
+
+@dataclass(frozen=True)
+class WindowSampler:
+    """Windows of ``size`` px of a split region with its inventory (in the grid's CRS)."""
+
+    split: SpatialSplit
+    inventory: Inventory
+    size: int
+    negatives: float = 1.0
+    jitter: float = 0.25
+    seed: int = 0
+
+    def anchors(self) -> np.ndarray:
+        """``int (N, 2)``: the anchors' grid pixels ``(row, col)``, in inventory order."""
+        frame = self.inventory.frame
+        if self.inventory.complete:  # its background comes from the negative windows
+            frame = frame[frame["landslide"].to_numpy(bool)]
+        points = frame.geometry.representative_point()
+        x, y = points.x.to_numpy(), points.y.to_numpy()
+        inverse = ~self.split.grid.transform
+        cols = inverse.a * x + inverse.b * y + inverse.c
+        rows = inverse.d * x + inverse.e * y + inverse.f
+        return np.stack([np.floor(rows), np.floor(cols)], axis=1).astype(np.int64)
+
+    def train_windows(self, epoch: int) -> np.ndarray:
+        """``int (N, 2)``: top-left pixels of this epoch's training windows, shuffled."""
+        rng = np.random.default_rng([self.seed, epoch, 21])
+        grid, size = self.split.grid, self.size
+        if grid.height < size or grid.width < size:
+            return np.empty((0, 2), np.int64)
+        reach = int(self.jitter * size)
+        windows = []
+        for row, col in self.anchors():
+            for _ in range(_TRIES):
+                shift = rng.integers(-reach, reach + 1, 2)
+                top = int(np.clip(row - size // 2 + shift[0], 0, grid.height - size))
+                left = int(np.clip(col - size // 2 + shift[1], 0, grid.width - size))
+                if self.split.allows(TRAIN, top, left, size, size):
+                    windows.append((top, left))
+                    break
+        if self.inventory.complete:
+            wanted = round(self.negatives * len(windows))
+            for _ in range(20 * wanted):
+                if wanted == 0:
+                    break
+                top = int(rng.integers(0, grid.height - size + 1))
+                left = int(rng.integers(0, grid.width - size + 1))
+                if self.split.allows(TRAIN, top, left, size, size):
+                    windows.append((top, left))
+                    wanted -= 1
+        windows = np.asarray(windows, np.int64).reshape(-1, 2)
+        return windows[rng.permutation(len(windows))]
+
+    def tiles(self, split: int) -> np.ndarray:
+        """``int (N, 2)``: top-left pixels of windows tiling the region (the last row and column
+        flush with its edge) that hold pixels of ``split``'s blocks, in row-major order."""
+        grid, size = self.split.grid, self.size
+        rows = _starts(grid.height, size)
+        cols = _starts(grid.width, size)
+        return np.asarray(
+            [
+                (row, col)
+                for row in rows
+                for col in cols
+                if self.split.mask(split, row, col, size, size).any()
+            ],
+            np.int64,
+        ).reshape(-1, 2)
+
+
+def _starts(length: int, size: int) -> list[int]:
+    if length <= size:
+        return [0]
+    return sorted({*range(0, length - size, size), length - size})

@@ -1,0 +1,62 @@
+"""A region's training windows, read exactly as the mapper reads them.
+
+:func:`bind_region` binds a model's layers to a region file's mosaics on the grid the mapper
+would map them on (:func:`pipelines.mapping.plan.model_grid`); :meth:`RegionSource.read` reads a
+window's model input through the mapper's own reader (:meth:`pipelines.inputs.MapInputs.read`:
+the same warps, halos and layer encodings) and the inventory's labels on the same pixels. A
+model trained on these windows sees what mapping feeds it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from pipelines.inputs import MapInputs, bind_inputs
+from pipelines.inventory import Inventory, read_inventory
+from pipelines.layers import LayerStack
+from pipelines.raster import Grid
+from pipelines.regional.labels import window_labels
+from pipelines.regional.region_file import RegionFile
+
+
+@dataclass(frozen=True)
+class RegionWindow:
+    """One window: the raw model input ``(bands, H, W)`` (NaN = no data), the landslide label
+    and the pixels that count (labelled by the inventory and with data in every band)."""
+
+    image: np.ndarray
+    landslide: np.ndarray
+    valid: np.ndarray
+
+
+@dataclass(frozen=True)
+class RegionSource:
+    """A model's layers bound to a region's mosaics and its inventory, on the mapping grid."""
+
+    inputs: MapInputs
+    grid: Grid
+    inventory: Inventory
+    point_radius_m: float
+
+    def read(self, top: int, left: int, size: int) -> RegionWindow:
+        """The ``size`` px window whose top-left pixel is ``(top, left)`` of :attr:`grid`."""
+        window = (top, left, size, size)
+        grid = self.grid.window(*window)
+        image = self.inputs.read(grid, window, self.grid)
+        landslide, known = window_labels(self.inventory, grid, self.point_radius_m)
+        return RegionWindow(image, landslide, known & np.isfinite(image).all(axis=0))
+
+
+def bind_region(region: RegionFile, stack: LayerStack, resolution_m: float | None) -> RegionSource:
+    """Open the region's layers for ``stack`` at ``resolution_m`` (None: the first layer's
+    pixels) and read its inventory onto that grid; refuses what mapping refuses, and an
+    inventory outside the layers."""
+    from pipelines.mapping.plan import model_grid
+
+    bound = bind_inputs(
+        stack, region.layers.inputs, lambda source: model_grid(source, resolution_m)
+    )
+    inventory = read_inventory(region.inventory, bound.grid.crs, bound.grid.bounds)
+    return RegionSource(bound.inputs, bound.grid, inventory, region.point_radius_m)
