@@ -277,6 +277,41 @@ def category_codes(records: Sequence[ChipRecord], layer: str) -> tuple[int, ...]
     return tuple(sorted(codes))
 
 
+class BandMoments:
+    """Per-band mean and standard deviation accumulated over ``(bands, H, W)`` stacks; NaN
+    (no data) is left out. Sums are taken about the first stack's mean, so the variance stays
+    exact for values far from 0 (DEMs in metres)."""
+
+    def __init__(self) -> None:
+        self.shift: np.ndarray | None = None
+        self.total = self.squares = self.count = np.zeros(0)
+
+    def add(self, stack: np.ndarray) -> None:
+        stack = np.asarray(stack, np.float64).reshape(stack.shape[0], -1)
+        if self.shift is None:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # a band all NaN in this stack
+                self.shift = np.nan_to_num(np.nanmean(stack, axis=1))
+            self.total, self.squares = np.zeros_like(self.shift), np.zeros_like(self.shift)
+            self.count = np.zeros_like(self.shift)
+        centred = stack - self.shift[:, None]
+        self.total += np.nansum(centred, axis=1)
+        self.squares += np.nansum(centred * centred, axis=1)
+        self.count += np.isfinite(stack).sum(axis=1)
+
+    def result(self, names: Sequence[str], where: str) -> tuple[np.ndarray, np.ndarray]:
+        """``(mean, std)`` (float64; std 1 for a constant band); refuses bands of ``names``
+        that had no data in any stack (``where`` says in what)."""
+        if self.shift is None:
+            raise InputError(f"cannot compute band statistics of no {where}")
+        if not self.count.all():
+            empty = [name for name, n in zip(names, self.count, strict=True) if not n]
+            raise InputError(f"band(s) {empty} have no data in any {where}")
+        mean = self.total / self.count
+        std = np.sqrt(np.maximum(self.squares / self.count - mean * mean, 0.0))
+        return self.shift + mean, np.where(std > 0, std, 1.0)
+
+
 def band_stats(
     records: Sequence[ChipRecord],
     size: int,
@@ -290,29 +325,11 @@ def band_stats(
     """
     if not records:
         raise InputError("cannot compute band statistics of an empty set of chips")
-    shift = total = squares = count = None
+    layers = layers if layers is not None else stack_from_bands(BASE_BANDS)
+    moments = BandMoments()
     for record in records:
-        stack = load_chip(record, size, layers, resolution_m)[0].astype(np.float64)
-        stack = stack.reshape(stack.shape[0], -1)
-        if shift is None:
-            # Sums about a first guess of the mean keep the variance exact for DEMs in metres.
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)  # a band all NaN in this chip
-                shift = np.nan_to_num(np.nanmean(stack, axis=1))
-            total, squares = np.zeros_like(shift), np.zeros_like(shift)
-            count = np.zeros_like(shift)
-        centred = stack - shift[:, None]
-        total += np.nansum(centred, axis=1)
-        squares += np.nansum(centred * centred, axis=1)
-        count += np.isfinite(stack).sum(axis=1)
-    if not count.all():
-        empty = (
-            [name for name, n in zip(layers.names, count, strict=True) if not n] if layers else []
-        )
-        raise InputError(f"band(s) {empty} have no data in any training chip")
-    mean = total / count
-    std = np.sqrt(np.maximum(squares / count - mean * mean, 0.0))
-    return shift + mean, np.where(std > 0, std, 1.0)
+        moments.add(load_chip(record, size, layers, resolution_m)[0])
+    return moments.result(layers.names, "training chip")
 
 
 def normalize(stack: np.ndarray, mean: Sequence[float], std: Sequence[float]) -> np.ndarray:

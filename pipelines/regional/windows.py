@@ -13,12 +13,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from pipelines.chips import BandMoments
+from pipelines.errors import InputError
 from pipelines.inputs import MapInputs, bind_inputs
 from pipelines.inventory import Inventory, read_inventory
 from pipelines.layers import LayerStack
 from pipelines.raster import Grid
 from pipelines.regional.labels import window_labels
 from pipelines.regional.region_file import RegionFile
+from pipelines.training.data import TrainingStats
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,33 @@ class RegionSource:
         image = self.inputs.read(grid, window, self.grid)
         landslide, known = window_labels(self.inventory, grid, self.point_radius_m)
         return RegionWindow(image, landslide, known & np.isfinite(image).all(axis=0))
+
+
+def measure_windows(source: RegionSource, windows: np.ndarray, size: int) -> TrainingStats:
+    """Band mean/std (raw units, every pixel with data) and the landslide share of the labelled
+    pixels over the ``(top, left)`` windows of ``size`` px: what normalises the model's input."""
+    stack = source.inputs.stack
+    undeclared = [layer.name for layer in stack.categorical if not layer.categories]
+    if undeclared:
+        raise InputError(
+            f"categorical layer(s) {', '.join(undeclared)}: declare their `categories:` (class "
+            "codes) in the layers file to train from a region"
+        )
+    moments = BandMoments()
+    positives = labelled = 0
+    for top, left in windows:
+        window = source.read(int(top), int(left), size)
+        moments.add(window.image)
+        positives += int(np.count_nonzero(window.landslide[window.valid]))
+        labelled += int(np.count_nonzero(window.valid))
+    mean, std = moments.result(stack.names, "training window")
+    return TrainingStats(
+        [float(m) for m in mean],
+        [float(s) for s in std],
+        positives / max(labelled, 1),
+        stack.names,
+        tuple(stack.record()),
+    )
 
 
 def bind_region(region: RegionFile, stack: LayerStack, resolution_m: float | None) -> RegionSource:

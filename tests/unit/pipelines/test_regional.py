@@ -15,7 +15,7 @@ from pipelines.regional.labels import window_labels
 from pipelines.regional.region_file import read_region_file
 from pipelines.regional.sampling import WindowSampler
 from pipelines.regional.split import TEST, VAL, SpatialSplit, SplitSpec
-from pipelines.regional.windows import bind_region
+from pipelines.regional.windows import bind_region, measure_windows
 from pipelines.synthetic.writers import write_region
 
 SIZE = 512  # m: 1 m pixels
@@ -165,3 +165,17 @@ def test_training_windows_are_read_as_the_mapper_reads_them_with_their_labels(re
     # Half outside the region: no data there, so those pixels do not count.
     edge = source.read(grid.height - 32, 0, 64)
     assert not edge.valid[32:].any() and edge.valid[:32].all()
+
+
+def test_training_statistics_come_from_the_windows_a_model_trains_on(region):
+    files, grid, truth = region
+    stack = stack_from_bands(["red", "green", "blue", "elevation"])
+    source = bind_region(read_region_file(files.layers), stack, resolution_m=1.0)
+    windows = np.array([[0, 0], [100, 200], [448, 448]])
+    stats = measure_windows(source, windows, 64)
+    images = np.stack([source.read(t, c, 64).image for t, c in windows], axis=1)
+    np.testing.assert_allclose(stats.mean, images.reshape(4, -1).mean(axis=1), rtol=1e-6)
+    np.testing.assert_allclose(stats.std, images.reshape(4, -1).std(axis=1), rtol=1e-5)
+    scars = sum(np.count_nonzero(truth[t : t + 64, c : c + 64]) for t, c in windows)
+    assert stats.positive_fraction == pytest.approx(scars / (3 * 64 * 64), abs=1e-3)
+    assert stats.layer_stack() == stack
