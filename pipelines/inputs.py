@@ -427,7 +427,7 @@ def _check_features_reach(grid: Grid, features: vectors.Features, source: LayerS
     reach = source.layer.max_distance  # type: ignore[attr-defined]
     left, bottom, right, top = grid.bounds
     area = shapely.box(left, bottom, right, top).buffer(reach, join_style="mitre")
-    if not features.to_crs(grid.crs).tree.query(area).size:
+    if not features.to_crs(grid.crs).tree.query(area, predicate="intersects").size:
         raise InputError(
             f"{source.name} ({source.layer.describe()}): no feature lies within its "
             f"max_distance ({reach:g} m) of the area to map, ({left:.1f}, {bottom:.1f}, "
