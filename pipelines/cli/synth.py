@@ -87,6 +87,16 @@ def _layer_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _layer_kwargs(args: argparse.Namespace) -> dict:
+    """The writers' options of :func:`_layer_options`."""
+    return {
+        "nir": args.nir,
+        "lithology": args.lithology,
+        "rivers": args.rivers,
+        "dtype": args.dtype,
+    }
+
+
 def _check(args: argparse.Namespace) -> None:
     from pipelines.errors import InputError
 
@@ -111,10 +121,7 @@ def run_chips(args: argparse.Namespace) -> int:
         args.size,
         args.seed,
         args.landslide_fraction,
-        nir=args.nir,
-        lithology=args.lithology,
-        rivers=args.rivers,
-        dtype=args.dtype,
+        **_layer_kwargs(args),
     )
     print(f"wrote {args.count} chips of {args.size} px to {out}")
     return 0
@@ -133,10 +140,7 @@ def run_region(args: argparse.Namespace) -> int:
         args.seed,
         block=args.block,
         event=args.event,
-        nir=args.nir,
-        lithology=args.lithology,
-        rivers=args.rivers,
-        dtype=args.dtype,
+        **_layer_kwargs(args),
     )
     written = [
         path
