@@ -251,7 +251,8 @@ def _opened(layer: Layer, uri: str | tuple[str, ...], nodata: float | None):
     mosaic = open_source(uri, chunks=None)
     if nodata is not None:
         mosaic = mosaic.rio.write_nodata(nodata)
-    return layer.check_file(mosaic, uri)
+    mosaic = layer.check_file(mosaic, uri)
+    return mosaic, Grid.from_dataarray(mosaic)
 
 
 @functools.lru_cache(maxsize=16)
@@ -266,9 +267,8 @@ def _read_file(source: LayerSource, grid: Grid, window: tuple[int, int, int, int
         if isinstance(layer, DistanceLayer):
             features = _features(source.uri, grid.crs)
             return vectors.distance_to_features(features, grid, layer.max_distance)[None]
-        return read_window(
-            _opened(layer, source.uri, source.nodata), grid, resampling=layer.resampling
-        )
+        mosaic, mosaic_grid = _opened(layer, source.uri, source.nodata)
+        return read_window(mosaic, grid, resampling=layer.resampling, source=mosaic_grid)
     except Exception as err:
         row, col, height, width = window
         raise UnreadableLayer(

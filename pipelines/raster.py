@@ -258,19 +258,27 @@ def mark_complete(uri: str) -> None:
     group.attrs[COMPLETE_ATTR] = True
 
 
-def read_window(mosaic: xr.DataArray, grid: Grid, *, resampling: str = "bilinear") -> np.ndarray:
+def read_window(
+    mosaic: xr.DataArray,
+    grid: Grid,
+    *,
+    resampling: str = "bilinear",
+    source: Grid | None = None,
+) -> np.ndarray:
     """The mosaic's values on ``grid`` as ``float32 (band, grid.height, grid.width)``, NaN = no data.
 
     When the grid shares the mosaic's CRS, resolution and pixel alignment this is a slice of the
     mosaic (only the chunks it covers are read). Otherwise the source pixels covering the grid,
     plus a margin for the resampling kernel, are read and warped onto it with GDAL
-    (``resampling`` names a :class:`rasterio.enums.Resampling`). Deterministic.
+    (``resampling`` names a :class:`rasterio.enums.Resampling`). Deterministic. ``source`` is
+    the mosaic's own grid when the caller holds it (rioxarray takes longer to work it out than a
+    small window takes to read).
     """
     try:
         method = Resampling[resampling]
     except KeyError:
         raise ValueError(f"unknown resampling {resampling!r}") from None
-    source = Grid.from_dataarray(mosaic)
+    source = source if source is not None else Grid.from_dataarray(mosaic)
     offset = _aligned_offset(source, grid)
     if offset is not None:
         return _read_aligned(mosaic, source, grid, *offset)

@@ -18,6 +18,13 @@ def init_ray(num_cpus: int | None = None) -> None:
             log_to_driver=False,
             logging_level=logging.WARNING,
         )
+    quiet_ray_data()
+
+
+def quiet_ray_data() -> None:
+    """No Ray Data progress output from datasets made in this process from now on."""
+    import ray.data
+
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False
     context.print_on_execution_start = False

@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import argparse
-from dataclasses import MISSING, fields
 
-from pipelines import storage
+from pipelines.cli import add_training_settings, training_overrides
 from pipelines.study.config import ATTENTION_MODELS, BASE_MODELS, GRID_KEYS, LOSSES
-from pipelines.training.config import TrainConfig
 
-# Flags default to None so that only flags given override the --config file; the help shows the
-# defaults of TrainConfig and the paper's grid.
-DEFAULTS = {f.name: f.default for f in fields(TrainConfig) if f.default is not MISSING}
+# The settings of `lsmap train` a study takes as flags (a --config file may hold the others).
 TRAIN_FLAGS = ("data", "out", "epochs", "workers", "gpu", "size", "base_width", "depth")
 TRAIN_FLAGS += ("batch_size", "lr", "seed", "dropout", "resolution_m")
 
@@ -37,10 +33,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     parser.add_argument("--config", help="YAML file of training settings and grid lists")
-    parser.add_argument("--data", type=storage.absolute, help="chip directory in the Bijie layout")
-    parser.add_argument(
-        "--out", type=storage.absolute, help="study directory URI (local or s3://); reruns resume"
-    )
+    add_training_settings(parser, TRAIN_FLAGS)
     parser.add_argument(
         "--archs",
         help=f"comma-separated base models (default {','.join(BASE_MODELS)}; must hold unetpp)",
@@ -63,55 +56,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "and the spread of mIoU (default: the grid's --seed only)",
     )
     parser.add_argument(
-        "--resolution-m", type=float, help="ground resolution of the chips in metres, if known"
-    )
-    parser.add_argument("--epochs", type=int, help=f"epochs per run (default {DEFAULTS['epochs']})")
-    parser.add_argument(
-        "--workers",
-        type=int,
-        help=f"data-parallel Ray Train workers per run (default {DEFAULTS['workers']})",
-    )
-    parser.add_argument(
         "--parallel",
         type=int,
         help="runs in flight at once (default: all the local cluster holds; on RAY_ADDRESS: all)",
-    )
-    parser.add_argument(
-        "--gpu",
-        action=argparse.BooleanOptionalAction,
-        help="one GPU per worker, NCCL (default: CPU, gloo)",
-    )
-    parser.add_argument(
-        "--size", type=int, help=f"input size in pixels (default {DEFAULTS['size']})"
-    )
-    parser.add_argument(
-        "--base-width",
-        type=int,
-        help=f"channels at full resolution (default {DEFAULTS['base_width']})",
-    )
-    parser.add_argument(
-        "--depth", type=int, help=f"number of downsamplings (default {DEFAULTS['depth']})"
-    )
-    parser.add_argument(
-        "--batch-size",
-        type=int,
-        help=f"chips per worker and step (default {DEFAULTS['batch_size']})",
-    )
-    parser.add_argument("--lr", type=float, help=f"Adam learning rate (default {DEFAULTS['lr']:g})")
-    parser.add_argument(
-        "--seed",
-        type=int,
-        help=f"seed of split, weights and shuffling (default {DEFAULTS['seed']})",
-    )
-    parser.add_argument(
-        "--dropout", type=float, help=f"dropout rate (default {DEFAULTS['dropout']})"
     )
     parser.set_defaults(func=run)
 
 
 def overrides(args: argparse.Namespace) -> dict:
     """The settings and grid lists given as flags (None: not given)."""
-    return {key: getattr(args, key) for key in (*TRAIN_FLAGS, *GRID_KEYS)}
+    return training_overrides(args, (*TRAIN_FLAGS, *GRID_KEYS))
 
 
 def run(args: argparse.Namespace) -> int:

@@ -25,7 +25,9 @@ def window_labels(
 
     shape = (grid.height, grid.width)
     frame = inventory.frame
-    near = frame.iloc[frame.sindex.query(shapely.box(*grid.bounds), predicate="intersects")]
+    reach = point_radius_m if inventory.kind == "points" else 0.0  # discs beyond their points
+    area = shapely.box(*grid.bounds).buffer(reach, join_style="mitre")
+    near = frame.iloc[frame.sindex.query(area, predicate="intersects")]
     geometries = near.geometry
     if inventory.kind == "points":
         geometries = geometries.buffer(point_radius_m, quad_segs=16)

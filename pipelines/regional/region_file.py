@@ -12,6 +12,7 @@ landslide inventory, what ``lsmap train --region`` learns from.
       start: 2020-01-01
       end: 2020-12-31
       point_radius_m: 10        # points: the labelled disc around each
+    aoi: study_area.gpkg        # optional: polygons the inventory covers; elsewhere is unknown
 
 Relative URIs resolve against the file's folder, as in a layers file.
 """
@@ -26,17 +27,19 @@ from pipelines.errors import InputError, LsmapError
 from pipelines.inputs import LayersFile, read_layers_file
 from pipelines.inventory import InventorySpec
 
-TOP_LEVEL = ("layers", "inventory")
+TOP_LEVEL = ("layers", "inventory", "aoi")
 DEFAULT_POINT_RADIUS_M = 10.0
 
 
 @dataclass(frozen=True)
 class RegionFile:
-    """A region's layers, its inventory and the radius of the disc each inventory point labels."""
+    """A region's layers, its inventory, the radius of the disc each inventory point labels and
+    the vector file of the area the inventory covers (None: all of the layers)."""
 
     layers: LayersFile
     inventory: InventorySpec
     point_radius_m: float = DEFAULT_POINT_RADIUS_M
+    aoi: str | None = None
 
 
 def read_region_file(path: str | Path) -> RegionFile:
@@ -73,13 +76,22 @@ def read_region_file(path: str | Path) -> RegionFile:
             f"region file {name}: unknown inventory option(s) {', '.join(wrong)}; it takes "
             f"{', '.join(sorted(known | {'point_radius_m'}))}"
         )
-    uri = str(options["uri"])
-    if not (storage.is_remote(uri) or Path(uri).is_absolute()):
-        uri = storage.join(storage.absolute(str(path)).rsplit("/", 1)[0], uri)
+    uri = _resolve(str(options["uri"]), path)
+    aoi = document.get("aoi")
+    if aoi is not None and not isinstance(aoi, str):
+        raise InputError(f"region file {name}: aoi must be the URI of a polygon file, got {aoi!r}")
     for key in ("start", "end"):  # YAML reads unquoted ISO dates as dates
         if options.get(key) is not None:
             options[key] = str(options[key])
     if options.get("events") is not None:
         options["events"] = tuple(str(e) for e in options["events"])
     inventory = InventorySpec(**{**options, "uri": uri})
-    return RegionFile(read_layers_file(path), inventory, float(radius))
+    return RegionFile(
+        read_layers_file(path), inventory, float(radius), _resolve(aoi, path) if aoi else None
+    )
+
+
+def _resolve(uri: str, region_file: str | Path) -> str:
+    if storage.is_remote(uri) or Path(uri).is_absolute():
+        return uri
+    return storage.join(storage.absolute(str(region_file)).rsplit("/", 1)[0], uri)

@@ -10,6 +10,10 @@ the same seed gives the same samples on any machine and worker count:
 - for a complete polygon inventory, ``negatives`` windows per positive one placed uniformly over
   the region (its background is known everywhere).
 
+An epoch holds a window per anchor (and its negatives), or ``length`` windows in all: anchors
+then take turns, each as often as the others give or take one, as torchgeo's samplers take a
+``length``.
+
 Only windows the spatial split allows for training are kept. Evaluation windows tile the
 region; each scores the pixels of its split's blocks only (:meth:`SpatialSplit.mask`).
 """
@@ -36,6 +40,7 @@ class WindowSampler:
     negatives: float = 1.0
     jitter: float = 0.25
     seed: int = 0
+    length: int | None = None
 
     def anchors(self) -> np.ndarray:
         """``int (N, 2)``: the anchors' grid pixels ``(row, col)``, in inventory order."""
@@ -56,8 +61,13 @@ class WindowSampler:
         if grid.height < size or grid.width < size:
             return np.empty((0, 2), np.int64)
         reach = int(self.jitter * size)
+        anchors = self.anchors()
+        negative_share = self.negatives / (1 + self.negatives) if self.inventory.complete else 0
+        if self.length is not None and len(anchors):
+            turns = round(self.length * (1 - negative_share))
+            anchors = anchors[np.resize(rng.permutation(len(anchors)), turns)]
         windows = []
-        for row, col in self.anchors():
+        for row, col in anchors:
             for _ in range(_TRIES):
                 shift = rng.integers(-reach, reach + 1, 2)
                 top = int(np.clip(row - size // 2 + shift[0], 0, grid.height - size))
@@ -67,6 +77,8 @@ class WindowSampler:
                     break
         if self.inventory.complete:
             wanted = round(self.negatives * len(windows))
+            if self.length is not None:
+                wanted = self.length - len(windows)
             for _ in range(20 * wanted):
                 if wanted == 0:
                     break
@@ -82,8 +94,8 @@ class WindowSampler:
         """``int (N, 2)``: top-left pixels of windows tiling the region (the last row and column
         flush with its edge) that hold pixels of ``split``'s blocks, in row-major order."""
         grid, size = self.split.grid, self.size
-        rows = _starts(grid.height, size)
-        cols = _starts(grid.width, size)
+        rows = starts_along(grid.height, size)
+        cols = starts_along(grid.width, size)
         return np.asarray(
             [
                 (row, col)
@@ -95,7 +107,9 @@ class WindowSampler:
         ).reshape(-1, 2)
 
 
-def _starts(length: int, size: int) -> list[int]:
+def starts_along(length: int, size: int) -> list[int]:
+    """Tile starts along an axis of ``length`` px: every ``size`` px, the last flush with the
+    end."""
     if length <= size:
         return [0]
     return sorted({*range(0, length - size, size), length - size})

@@ -132,6 +132,20 @@ class SpatialSplit:
         cols = np.clip((col + np.arange(width)) // self.block, 0, self.blocks.shape[1] - 1)
         return self.blocks[rows[:, None], cols[None, :]] == split
 
+    def record(self) -> dict[str, Any]:
+        """The spec and the grid it split, as JSON values: what a bundle stores."""
+        return {"spec": self.spec.record(), "grid": grid_record(self.grid)}
+
     def counts(self) -> dict[str, int]:
         """Blocks per split, by name."""
         return {name: int(np.count_nonzero(self.blocks == k)) for k, name in enumerate(SPLITS)}
+
+
+def grid_record(grid: Grid) -> dict[str, Any]:
+    """A grid as JSON values (CRS as WKT), to compare a region bound again with the one split."""
+    return {
+        "crs": grid.crs.to_wkt(),
+        "transform": [float(v) for v in list(grid.transform)[:6]],
+        "width": grid.width,
+        "height": grid.height,
+    }

@@ -10,6 +10,7 @@ model trained on these windows sees what mapping feeds it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -42,6 +43,7 @@ class RegionSource:
     grid: Grid
     inventory: Inventory
     point_radius_m: float
+    aoi: Any = None  # a shapely geometry in the grid's CRS; beyond it the inventory knows nothing
 
     def read(self, top: int, left: int, size: int) -> RegionWindow:
         """The ``size`` px window whose top-left pixel is ``(top, left)`` of :attr:`grid`."""
@@ -49,6 +51,10 @@ class RegionSource:
         grid = self.grid.window(*window)
         image = self.inputs.read(grid, window, self.grid)
         landslide, known = window_labels(self.inventory, grid, self.point_radius_m)
+        if self.aoi is not None:
+            from rasterio.features import geometry_mask
+
+            known &= ~geometry_mask([self.aoi], (size, size), grid.transform)
         return RegionWindow(image, landslide, known & np.isfinite(image).all(axis=0))
 
 
@@ -81,12 +87,20 @@ def measure_windows(source: RegionSource, windows: np.ndarray, size: int) -> Tra
 
 def bind_region(region: RegionFile, stack: LayerStack, resolution_m: float | None) -> RegionSource:
     """Open the region's layers for ``stack`` at ``resolution_m`` (None: the first layer's
-    pixels) and read its inventory onto that grid; refuses what mapping refuses, and an
-    inventory outside the layers."""
+    pixels) and read its inventory onto that grid, clipped to the area of interest; refuses what
+    mapping refuses, and an inventory outside the layers."""
     from pipelines.mapping.plan import model_grid
 
     bound = bind_inputs(
         stack, region.layers.inputs, lambda source: model_grid(source, resolution_m)
     )
-    inventory = read_inventory(region.inventory, bound.grid.crs, bound.grid.bounds)
-    return RegionSource(bound.inputs, bound.grid, inventory, region.point_radius_m)
+    aoi = None
+    if region.aoi is not None:
+        import shapely
+
+        from pipelines.vectors import read_features
+
+        features = read_features(region.aoi, "the area of interest").to_crs(bound.grid.crs)
+        aoi = shapely.union_all(features.geometries)
+    inventory = read_inventory(region.inventory, bound.grid.crs, bound.grid.bounds, aoi)
+    return RegionSource(bound.inputs, bound.grid, inventory, region.point_radius_m, aoi)

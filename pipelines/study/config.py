@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.errors import InputError
-from pipelines.training.config import TrainConfig, coerce_settings, config_keys
+from pipelines.training.config import REGION_KEYS, TrainConfig, coerce_settings, config_keys
 
 BASE_MODELS = ("unet", "resunet", "unetpp")
 ATTENTION_MODELS = ("unetpp_sa", "unetpp_ca", "unetpp_sa_ca")
@@ -201,6 +201,11 @@ class StudyConfig:
             _absolute(b) if is_layers_file(b) else b for b in grid.get("band_sets", ())
         )
         base = TrainConfig.from_sources(None, {**values, **given})
+        if base.region is not None:
+            raise InputError(
+                "a study compares models on chips (give data); train on a region with "
+                "`lsmap train --region`"
+            )
         base = replace(base, data=_absolute(base.data), out=_absolute(base.out))
         return cls(base=base, **grid)
 
@@ -230,7 +235,8 @@ def _load_file(path: str | Path) -> dict[str, Any]:
         raise InputError(f"{source}: expected a mapping of keys to values")
     values = {str(key).replace("-", "_"): value for key, value in document.items()}
     _refuse_grid_keys(values, source)
-    valid = [key for key in config_keys() if key not in SET_BY_GRID] + list(GRID_KEYS)
+    chips_only = [key for key in config_keys() if key not in (*SET_BY_GRID, *REGION_KEYS)]
+    valid = chips_only + list(GRID_KEYS)
     unknown = sorted(set(values) - set(valid))
     if unknown:
         raise InputError(

@@ -19,15 +19,20 @@ from pipelines.errors import InputError
 
 if TYPE_CHECKING:
     from pipelines.layers import LayerStack
+    from pipelines.regional.split import SplitSpec
 
 # What a rerun into an existing --out may change; anything else would mix two different runs.
 RESUMABLE_KEYS = frozenset({"epochs", "workers", "gpu"})
 _DEFAULT_BANDS = ("red", "green", "blue", "elevation")
+# The settings of training on a region (not on chips).
+REGION_KEYS = ("region", "block_m", "buffer_m", "folds", "fold", "negatives", "windows_per_epoch")
 
 
 @dataclass(frozen=True, kw_only=True)
 class TrainConfig:
-    """One training run. ``data`` is a Bijie-layout chip directory, ``out`` a local or s3:// URI.
+    """One training run on ``data``, a Bijie-layout chip directory, or on ``region``, a region file
+    (layers and a landslide inventory, see :mod:`pipelines.regional.region_file`); ``out`` is a
+    local or s3:// URI.
 
     ``split_fractions`` (train, val, test) and ``seed`` fix the split, the initial weights and the
     shuffling; ``resolution_m`` is the chips' ground resolution when known (kept in the bundle).
@@ -37,10 +42,18 @@ class TrainConfig:
     (records as in a layers file, see :mod:`pipelines.layers`; chips read each layer's folder);
     then ``bands`` are the layers' bands, and categorical layers without ``categories`` take the
     codes found in the training chips.
+
+    A region is split into spatial blocks of ``block_m`` metres (``split_fractions`` deals them;
+    ``folds``/``fold`` make it a k-fold instead, ``split_fractions[1]`` validating) and training
+    windows keep ``buffer_m`` from held-out blocks; ``negatives`` is the number of background
+    windows per landslide window, ``windows_per_epoch`` the windows of an epoch (default: one
+    per inventory feature, with its background windows); ``layers`` and ``resolution_m`` come from the region file and
+    its first layer when not given.
     """
 
-    data: str
     out: str
+    data: str | None = None
+    region: str | None = None
     arch: str = "unet"
     loss: str = "bce"
     epochs: int = 50
@@ -61,6 +74,12 @@ class TrainConfig:
     bands: tuple[str, ...] = _DEFAULT_BANDS
     relative_radius_m: float = 50.0
     layers: tuple[dict[str, Any], ...] = ()
+    block_m: float = 512.0
+    buffer_m: float = 64.0
+    folds: int | None = None
+    fold: int | None = None
+    negatives: float = 1.0
+    windows_per_epoch: int | None = None
 
     def __post_init__(self) -> None:
         from lsmodel.losses import build_loss
@@ -69,6 +88,8 @@ class TrainConfig:
         from pipelines.layers import ElevationLayer, LayerStack
 
         problems = []
+        if (self.data is None) == (self.region is None):
+            problems.append("give data (a chip directory) or region (a region file), not both")
         try:
             if self.layers:
                 stack = LayerStack.from_record(list(self.layers))
@@ -89,7 +110,7 @@ class TrainConfig:
                 if isinstance(layer, ElevationLayer)
                 for band in layer.terrain
             ]
-            if terrain and self.resolution_m is None:
+            if terrain and self.resolution_m is None and self.region is None:
                 problems.append(
                     f"terrain bands {', '.join(terrain)} need resolution_m, the chips' "
                     "ground resolution in metres (1 for `lsmap synth chips`)"
@@ -129,6 +150,15 @@ class TrainConfig:
                 f"split_fractions must be (train, val, test) >= 0 summing to 1 with train and "
                 f"val > 0, got {list(fractions)}"
             )
+        if self.region is not None:
+            try:
+                self.split_spec()
+            except InputError as err:
+                problems.append(str(err))
+            if not (math.isfinite(self.negatives) and self.negatives >= 0):
+                problems.append(f"negatives must be >= 0, got {self.negatives}")
+            if self.windows_per_epoch is not None and self.windows_per_epoch < 1:
+                problems.append(f"windows_per_epoch must be >= 1, got {self.windows_per_epoch}")
         if problems:
             raise InputError("invalid training settings: " + "; ".join(problems))
 
@@ -139,6 +169,21 @@ class TrainConfig:
         values["bands"] = list(self.bands)
         values["layers"] = [dict(layer) for layer in self.layers]
         return values
+
+    def split_spec(self) -> SplitSpec:
+        """How a region is split into blocks (its seed is the run's)."""
+        from pipelines.regional.split import SplitSpec
+
+        _, val, test = self.split_fractions
+        return SplitSpec(
+            block_m=self.block_m,
+            buffer_m=self.buffer_m,
+            val_fraction=val,
+            test_fraction=test,
+            seed=self.seed,
+            folds=self.folds,
+            fold=self.fold,
+        )
 
     def layer_stack(self) -> LayerStack:
         """The model's input layers, as declared (categorical layers may still lack their
@@ -163,11 +208,14 @@ class TrainConfig:
         source = str(file) if file is not None else "command line"
         given = {key: value for key, value in (overrides or {}).items() if value is not None}
         values.update(coerce_settings(given, "command line"))
-        missing = [name for name in ("data", "out") if name not in values]
-        if missing:
+        if "out" not in values:
             raise InputError(
-                f"{source}: missing {' and '.join(missing)} (give --{missing[0]} or put "
-                f"'{missing[0]}' in the --config file)"
+                f"{source}: missing out (give --out or put 'out' in the --config file)"
+            )
+        if "data" not in values and "region" not in values:
+            raise InputError(
+                f"{source}: missing data or region (give --data CHIPS or --region REGION.yaml, "
+                "or put one in the --config file)"
             )
         return cls(**values)
 

@@ -31,7 +31,8 @@ def json_ready(value: Any) -> Any:
 
 
 def split_info(config: TrainConfig) -> dict[str, Any]:
-    """What reproduces the run's split of its chips (``lsmap evaluate --split`` reads it)."""
+    """What reproduces a chip run's split (``lsmap evaluate --split`` reads it); a region run
+    records its blocks instead (:meth:`pipelines.training.region.RegionPlan.split_record`)."""
     return {"seed": config.seed, "fractions": list(config.split_fractions)}
 
 
@@ -45,6 +46,7 @@ def make_bundle(
     config: TrainConfig,
     state: TrainState,
     stats: TrainingStats,
+    split: dict[str, Any],
     test_metrics: dict[str, float] | None,
 ) -> ModelBundle:
     """The bundle of the best epoch, carrying its validation and test metrics and the split.
@@ -68,7 +70,7 @@ def make_bundle(
         "loss": config.loss,
         "val": best_val_metrics(state),
         "test": test_metrics,
-        "split": split_info(config),
+        "split": split,
     }
     return ModelBundle.from_model(
         model,
@@ -88,6 +90,7 @@ def metrics_document(
     config: TrainConfig,
     state: TrainState,
     stats: TrainingStats,
+    split: dict[str, Any],
     counts: dict[str, int],
     test_metrics: dict[str, float] | None,
 ) -> dict[str, Any]:
@@ -95,7 +98,7 @@ def metrics_document(
     return json_ready(
         {
             "config": config.to_dict(),
-            "split": {**split_info(config), "counts": counts},
+            "split": {**split, "counts": counts},
             "normalization": {"bands": list(stats.bands), "mean": stats.mean, "std": stats.std},
             "positive_fraction": stats.positive_fraction,
             "history": state.history,

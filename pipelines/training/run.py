@@ -22,9 +22,12 @@ from pipelines import storage
 from pipelines.chips import ChipRecord
 from pipelines.errors import InputError, LsmapError
 from pipelines.evaluate import bundle_dataset, score_model
+from pipelines.regional.evaluate import score_region
+from pipelines.regional.split import TEST
 from pipelines.training.config import RESUMABLE_KEYS, TrainConfig
 from pipelines.training.data import TrainingStats, load_splits
-from pipelines.training.outputs import make_bundle, metrics_document, write_outputs
+from pipelines.training.outputs import make_bundle, metrics_document, split_info, write_outputs
+from pipelines.training.region import RegionPlan, data_config, plan_region, region_datasets
 from pipelines.training.worker import TrainState, WorkerInputs, train_worker
 
 RUN_NAME = "train"
@@ -57,7 +60,9 @@ def check_resumable(config: TrainConfig, resuming: bool) -> None:
     current = config.to_dict()
     if resuming and storage.exists(uri):
         # Settings added since an older run was recorded count as their defaults there.
-        previous = TrainConfig(data=config.data, out=config.out).to_dict() | storage.read_json(uri)
+        previous = TrainConfig(
+            data=config.data, region=config.region, out=config.out
+        ).to_dict() | storage.read_json(uri)
         changed = {
             key: (previous.get(key), value)
             for key, value in current.items()
@@ -106,6 +111,9 @@ def train(
 ) -> TrainResult:
     """Train with Ray Train on ``config.workers`` workers and write the outputs to ``config.out``.
 
+    Chips are split and measured here and loaded by the workers; a region is planned here
+    (:func:`pipelines.training.region.plan_region`) and its windows stream to the workers.
+
     Joins the Ray cluster of this process (or starts a local one). Reruns with the same ``out``
     resume; a run that already has ``config.epochs`` epochs only rewrites its outputs. Prints a
     line per epoch through ``progress`` (None: silent). When a worker dies (a lost node, a killed
@@ -114,15 +122,23 @@ def train(
     """
     from pipelines.ray_runtime import init_ray
 
-    config = _absolute_data(config)
-    splits = load_splits(config.data, config.seed, config.split_fractions)
-    counts = {name: len(records) for name, records in splits.items()}
-    if not splits["val"]:
-        raise InputError(f"{config.data}: the validation split is empty ({counts}); add chips")
-    stats = TrainingStats.for_config(splits["train"], config)
+    if config.region is not None:
+        config, plan = plan_region(config)
+        stats, counts, split = plan.stats, plan.counts(), plan.split_record()
+        inputs = WorkerInputs(config, stats)
+    else:
+        config = _absolute_data(config)
+        splits = load_splits(config.data, config.seed, config.split_fractions)
+        counts = {name: len(records) for name, records in splits.items()}
+        if not splits["val"]:
+            raise InputError(f"{config.data}: the validation split is empty ({counts}); add chips")
+        stats = TrainingStats.for_config(splits["train"], config)
+        split = split_info(config)
+        inputs = WorkerInputs(config, stats, splits["train"], splits["val"])
     if "wce" in config.loss.lower() and not 0 < stats.positive_fraction < 1:
         raise InputError(
-            f"{config.data}: loss wce needs landslide and background pixels in training"
+            f"{config.data or config.region}: loss wce needs landslide and background pixels in "
+            "training"
         )
 
     init_ray()
@@ -133,10 +149,13 @@ def train(
             progress(f"{config.out} already holds {state.epoch} epoch(s); writing its outputs")
     else:
         _check_capacity(config)
-        inputs = WorkerInputs(config, splits["train"], splits["val"], stats)
-        state = _fit(config, inputs, progress, max_failures)
-    bundle, test_metrics = _best_bundle(config, state, stats, splits["test"])
-    metrics = metrics_document(config, state, stats, counts, test_metrics)
+        datasets = region_datasets(config, plan) if config.region is not None else {}
+        state = fit(config, inputs, datasets, progress, max_failures)
+    bundle = make_bundle(config, state, stats, split, None)
+    test_metrics = _test_metrics(config, bundle, plan if config.region is not None else splits)
+    if test_metrics is not None:
+        bundle = make_bundle(config, state, stats, split, test_metrics)
+    metrics = metrics_document(config, state, stats, split, counts, test_metrics)
     paths = write_outputs(config, state, bundle, metrics)
     return TrainResult(state, bundle, test_metrics, paths)
 
@@ -153,13 +172,16 @@ def latest_state(out: str) -> TrainState | None:
     return TrainState.from_checkpoint(result.checkpoint) if result.checkpoint else None
 
 
-def _fit(
+def fit(
     config: TrainConfig,
     inputs: WorkerInputs,
+    datasets: dict[str, Any],
     progress: Callable[[str], None] | None,
     max_failures: int,
 ) -> TrainState:
-    """Run (or resume) the Ray Train job; the state of its last checkpoint."""
+    """Run (or resume) the Ray Train job on prepared ``inputs`` and ``datasets`` (a region's,
+    :func:`pipelines.training.region.region_datasets`; none for chips); the state of its last
+    checkpoint."""
     import ray.train
     from ray.train.torch import TorchConfig, TorchTrainer
     from ray.util.queue import Queue
@@ -170,6 +192,8 @@ def _fit(
     trainer = TorchTrainer(
         train_worker,
         train_loop_config={"inputs": inputs},
+        datasets=datasets or None,
+        dataset_config=data_config() if datasets else None,
         torch_config=TorchConfig(backend="nccl" if config.gpu else "gloo"),
         scaling_config=ray.train.ScalingConfig(num_workers=config.workers, use_gpu=config.gpu),
         run_config=ray.train.RunConfig(
@@ -201,19 +225,17 @@ def _fit(
     return TrainState.from_checkpoint(result.checkpoint)
 
 
-def _best_bundle(
-    config: TrainConfig, state: TrainState, stats: TrainingStats, test: list[ChipRecord]
-) -> tuple[ModelBundle, dict[str, float] | None]:
-    """The best epoch's bundle with its test-split metrics (None without test chips)."""
-    bundle = make_bundle(config, state, stats, None)
-    if not test:
-        return bundle, None
+def _test_metrics(
+    config: TrainConfig, bundle: ModelBundle, held_out: RegionPlan | dict[str, list[ChipRecord]]
+) -> dict[str, float] | None:
+    """The bundle's metrics on the test chips or the region's test blocks (None: no test set)."""
     device = "cuda" if config.gpu and torch.cuda.is_available() else "cpu"
-    scores = score_model(
-        bundle.build(), bundle_dataset(bundle, test), config.threshold, device=device
-    )
-    test_metrics = scores.compute()
-    return make_bundle(config, state, stats, test_metrics), test_metrics
+    if isinstance(held_out, RegionPlan):
+        return score_region(bundle, held_out.source, held_out.split, TEST, device=device)
+    if not held_out["test"]:
+        return None
+    dataset = bundle_dataset(bundle, held_out["test"])
+    return score_model(bundle.build(), dataset, config.threshold, device=device).compute()
 
 
 def _check_capacity(config: TrainConfig) -> None:

@@ -1,8 +1,10 @@
 """The per-worker training loop that Ray Train runs on every data-parallel worker.
 
-Each worker trains on its own shard of the training chips (``DistributedSampler``, seeded) with
-DDP, validates on its own share of the validation chips, and merges losses and metric counts with
-``all_reduce`` so that every worker reports the same numbers. Rank 0 checkpoints the model and
+Each worker trains on its own share of the training data with DDP: chips through a seeded
+``DistributedSampler``, or a region's windows from its Ray Train dataset shard
+(:mod:`pipelines.training.region`). It validates on its own share of the validation data and
+merges losses and metric counts with ``all_reduce`` so that every worker reports the same
+numbers; pixels a batch marks invalid (unknown to the inventory, no data) count for neither. Rank 0 checkpoints the model and
 optimizer state, the history and the best weights so far; a rerun into the same storage resumes
 after the last checkpointed epoch.
 """
@@ -13,6 +15,7 @@ import io
 import math
 import tempfile
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,15 +35,45 @@ from pipelines.training.data import TrainingStats
 STATE_FILE = "state.pt"
 
 
+Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]  # x, y, valid pixels (None: all)
+
+
 @dataclass
 class WorkerInputs:
-    """Everything a worker needs, computed once on the driver (sent as ``train_loop_config``)."""
+    """Everything a worker needs, computed once on the driver (sent as ``train_loop_config``):
+    the chips of each split, or none when a region's windows come as Ray Train datasets."""
 
     config: TrainConfig
-    train: list[ChipRecord]
-    val: list[ChipRecord]
     stats: TrainingStats
+    train: list[ChipRecord] = field(default_factory=list)
+    val: list[ChipRecord] = field(default_factory=list)
     progress: Any = None  # a ray.util.queue.Queue the driver prints from, or None
+
+
+class ChipBatches:
+    """A worker's batches of chips: a seeded shard of the training chips, a disjoint share of
+    the validation chips."""
+
+    def __init__(self, inputs: WorkerInputs, rank: int, world: int) -> None:
+        config, stats = inputs.config, inputs.stats
+        layers, resolution = stats.layer_stack(), config.resolution_m
+        train = ChipDataset(inputs.train, config.size, stats.mean, stats.std, layers, resolution)
+        val = ChipDataset(inputs.val, config.size, stats.mean, stats.std, layers, resolution)
+        self._sampler = DistributedSampler(
+            train, num_replicas=world, rank=rank, shuffle=True, seed=config.seed
+        )
+        self._train = DataLoader(train, batch_size=config.batch_size, sampler=self._sampler)
+        # No padding duplicates: each worker a disjoint share, merged by all_reduce.
+        self._val = DataLoader(
+            Subset(val, range(rank, len(val), world)), batch_size=max(config.batch_size, 8)
+        )
+
+    def train(self, epoch: int) -> Iterator[Batch]:
+        self._sampler.set_epoch(epoch)
+        return ((x, y, None) for x, y in self._train)
+
+    def val(self) -> Iterator[Batch]:
+        return ((x, y, None) for x, y in self._val)
 
 
 @dataclass
@@ -80,9 +113,9 @@ def make_loss(config: TrainConfig, stats: TrainingStats) -> nn.Module:
     return build_loss(config.loss)
 
 
-def _all_reduce(tensor: torch.Tensor) -> torch.Tensor:
+def _all_reduce(tensor: torch.Tensor, op: str = "sum") -> torch.Tensor:
     if dist.is_available() and dist.is_initialized():
-        dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+        dist.all_reduce(tensor, op=dist.ReduceOp.MIN if op == "min" else dist.ReduceOp.SUM)
     return tensor
 
 
@@ -126,20 +159,37 @@ def _mean_loss(total: float, count: int, device: torch.device) -> float:
     return float(sums[0] / sums[1]) if sums[1] > 0 else math.nan
 
 
+def in_step(batches: Iterable[Batch], device: torch.device) -> Iterator[Batch]:
+    """``batches`` while every worker still has one: DDP needs the same number of steps on
+    each, and a region's workers may hold a window or two more or less than each other."""
+    iterator = iter(batches)
+    while True:
+        batch = next(iterator, None)
+        have = _all_reduce(torch.tensor([0 if batch is None else 1], device=device), "min")
+        if batch is None or not int(have):
+            return
+        yield batch
+
+
+def _to(batch: Batch, device: torch.device) -> Batch:
+    x, y, valid = batch
+    return x.to(device), y.to(device), None if valid is None else valid.to(device)
+
+
 def train_epoch(
     model: nn.Module,
-    loader: DataLoader,
+    batches: Iterable[Batch],
     loss_fn: nn.Module,
     optimizer: torch.optim.Optimizer,
     device: torch.device,
 ) -> float:
-    """One pass over this worker's shard; returns the mean training loss over all workers."""
+    """One pass over this worker's batches; returns the mean training loss over all workers."""
     model.train()
     total, count = 0.0, 0
-    for x, y in loader:
-        x, y = x.to(device), y.to(device)
+    for batch in in_step(batches, device):
+        x, y, valid = _to(batch, device)
         optimizer.zero_grad(set_to_none=True)
-        loss = loss_fn(model(x), y)
+        loss = loss_fn(model(x), y, valid)
         loss.backward()
         optimizer.step()
         total += float(loss.detach()) * len(x)
@@ -150,21 +200,21 @@ def train_epoch(
 @torch.no_grad()
 def validate(
     model: nn.Module,
-    loader: DataLoader,
+    batches: Iterable[Batch],
     loss_fn: nn.Module,
     device: torch.device,
     threshold: float,
 ) -> tuple[float, SegmentationMetrics]:
-    """Validation loss and metrics over every worker's share of the validation chips."""
+    """Validation loss and metrics over every worker's share of the validation data."""
     model.eval()
     metrics = SegmentationMetrics(threshold)
     total, count = 0.0, 0
-    for x, y in loader:
-        x, y = x.to(device), y.to(device)
+    for batch in batches:
+        x, y, valid = _to(batch, device)
         logits = model(x)
-        total += float(loss_fn(logits, y)) * len(x)
+        total += float(loss_fn(logits, y, valid)) * len(x)
         count += len(x)
-        metrics.update(torch.sigmoid(logits), y)
+        metrics.update(torch.sigmoid(logits), y, valid)
     return _mean_loss(total, count, device), _reduce_metrics(metrics, device)
 
 
@@ -211,26 +261,20 @@ def train_worker(loop_config: dict[str, WorkerInputs]) -> None:
     # Dropout masks differ per worker but repeat given the seed.
     torch.manual_seed(config.seed * 1000 + rank + state.epoch)
 
-    layers, resolution = stats.layer_stack(), config.resolution_m
-    train_set = ChipDataset(inputs.train, config.size, stats.mean, stats.std, layers, resolution)
-    val_set = ChipDataset(inputs.val, config.size, stats.mean, stats.std, layers, resolution)
-    sampler = DistributedSampler(
-        train_set, num_replicas=world, rank=rank, shuffle=True, seed=config.seed
-    )
-    train_loader = DataLoader(train_set, batch_size=config.batch_size, sampler=sampler)
-    # Validation: each worker a disjoint share (no padding duplicates), merged by all_reduce.
-    val_loader = DataLoader(
-        Subset(val_set, range(rank, len(val_set), world)), batch_size=max(config.batch_size, 8)
-    )
+    if config.region is not None:
+        from pipelines.training.region import RegionBatches
+
+        batches = RegionBatches(rank, config.batch_size)
+    else:
+        batches = ChipBatches(inputs, rank, world)
 
     if rank == 0 and inputs.progress is not None and state.epoch:
         inputs.progress.put({"resumed_after": state.epoch})
     for epoch in range(state.epoch + 1, config.epochs + 1):
         start = time.time()
-        sampler.set_epoch(epoch)
-        train_loss = train_epoch(model, train_loader, loss_fn, optimizer, device)
+        train_loss = train_epoch(model, batches.train(epoch), loss_fn, optimizer, device)
         sync_buffers(net)
-        val_loss, val_metrics = validate(net, val_loader, loss_fn, device, config.threshold)
+        val_loss, val_metrics = validate(net, batches.val(), loss_fn, device, config.threshold)
         scores = val_metrics.compute()
         entry = {
             "epoch": epoch,

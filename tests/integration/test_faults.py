@@ -183,3 +183,47 @@ def test_killed_training_worker_resumes_from_the_last_checkpoint(tmp_path):
     assert result.state.epoch == 6
     history = storage.read_json(f"{out}/metrics.json")["history"]
     assert [entry["epoch"] for entry in history] == list(range(1, 7))
+
+
+def test_killed_worker_of_a_region_run_on_s3_resumes_streaming(tmp_path, s3_bucket):
+    local = Path(write_region(tmp_path / "region", 256, seed=4, block=128).layers).parent
+    for name in ("rgb.tif", "dem.tif", "inventory.gpkg", "layers.yaml"):
+        storage.write_bytes(f"s3://{s3_bucket}/region/{name}", (local / name).read_bytes())
+    out = f"s3://{s3_bucket}/run"
+    config = TrainConfig(
+        region=f"s3://{s3_bucket}/region/layers.yaml",
+        out=out,
+        epochs=5,
+        workers=2,
+        arch="unet",
+        loss="bce",
+        batch_size=4,
+        lr=3e-3,
+        size=32,
+        base_width=4,
+        depth=2,
+        dropout=0.0,
+        block_m=64,
+        buffer_m=8,
+        windows_per_epoch=32,
+    )
+    lines: list[str] = []
+    killer = Killer("ray::RayTrainWorker", lambda: latest_state(out), every_s=0.2)
+    killer.start()
+    try:
+        result = train(config, progress=lines.append)
+    finally:
+        killer.stop.set()
+        killer.join()
+
+    assert killer.killed is not None, "no training worker was seen"
+    resumed = [line for line in lines if line.startswith("resuming after epoch")]
+    assert len(resumed) == 1, lines
+    resumed_after = int(resumed[0].split()[3])
+    assert killer.progress_at_kill.epoch <= resumed_after < 5
+    # The restarted workers stream the windows of the epochs after the checkpoint, no others.
+    after = [int(line.split()[1].split("/")[0]) for line in lines[lines.index(resumed[0]) + 1 :]]
+    assert after == list(range(resumed_after + 1, 6))
+    history = storage.read_json(f"{out}/metrics.json")["history"]
+    assert [entry["epoch"] for entry in history] == list(range(1, 6))
+    assert result.test_metrics["pixels"] > 0

@@ -83,7 +83,7 @@ def test_flags_override_the_file_and_grid_lists_come_from_either(tmp_path):
     ("document", "message"),
     [
         ({"arch": "unet"}, r"arch are set by the study's grid"),
-        ({"learning_rate": 0.1}, r"unknown key\(s\) learning_rate; valid keys: data, out, epochs"),
+        ({"learning_rate": 0.1}, r"unknown key\(s\) learning_rate; valid keys: out, data, epochs"),
         ({"epochs": "many"}, r"study config .*: epochs must be int"),
         ({"losses": "bce, nope"}, r"loss 'nope'"),
         ({"archs": ["unet", "resunet"]}, r"archs must include unetpp"),

@@ -15,7 +15,7 @@ from pipelines.explain import explain_chips
 from pipelines.synthetic.writers import write_chips
 from pipelines.training.config import TrainConfig
 from pipelines.training.data import TrainingStats, load_splits
-from pipelines.training.outputs import make_bundle
+from pipelines.training.outputs import make_bundle, split_info
 from pipelines.training.worker import TrainState
 
 SIZE = 32
@@ -55,7 +55,9 @@ def test_terrain_bands_go_from_training_to_bundle_to_evaluation(chips, tmp_path)
     stats = TrainingStats.for_config(splits["train"], config)
     assert stats.bands == config.bands and len(stats.mean) == len(stats.std) == 6
 
-    bundle = ModelBundle.from_bytes(make_bundle(config, _state(config), stats, None).to_bytes())
+    bundle = ModelBundle.from_bytes(
+        make_bundle(config, _state(config), stats, split_info(config), None).to_bytes()
+    )
     assert bundle.bands == list(config.bands)
     assert bundle.terrain["relative_radius_m"] == 8.0
     assert (bundle.norm_mean, bundle.resolution_m) == (stats.mean, 1.0)
@@ -76,4 +78,4 @@ def test_statistics_of_other_bands_are_refused(chips, tmp_path):
     splits = load_splits(config.data, config.seed, config.split_fractions)
     stats = TrainingStats.measure(splits["train"], SIZE)  # the four base bands only
     with pytest.raises(InputError, match=r"measured for bands \[.*'elevation'\] but the run"):
-        make_bundle(config, _state(config), stats, None)
+        make_bundle(config, _state(config), stats, split_info(config), None)
