@@ -10,10 +10,11 @@ OUT=${1:-demo-out}
 LSMAP=.venv/bin/lsmap
 export RAY_AUTH_MODE=${RAY_AUTH_MODE:-disabled}
 
-[ -f "$OUT/train-region/layers.yaml" ] || $LSMAP synth region "$OUT/train-region" --size 2048 --seed 0
+[ -f "$OUT/train-region/layers.yaml" ] || $LSMAP synth region "$OUT/train-region" --size 4096 --seed 0
 $LSMAP train --region "$OUT/train-region/layers.yaml" --out "$OUT/run" --arch unetpp_ca \
-    --loss bce+dice --epochs 10 --windows-per-epoch 256 --block-m 256 --workers 2 \
-    --batch-size 8 --lr 1e-3 --size 64 --base-width 8 --depth 3 --dropout 0.1
+    --loss bce+dice --epochs 10 --windows-per-epoch 512 --block-m 256 --workers 2 \
+    --batch-size 8 --lr 1e-3 --size 64 --base-width 8 --depth 3 --dropout 0.1 \
+    --bands rgbd,slope,relative_elevation
 $LSMAP evaluate --model "$OUT/run" --region "$OUT/train-region/layers.yaml" --split test
 [ -f "$OUT/region/truth.tif" ] || $LSMAP synth region "$OUT/region" --size 2048 --seed 1
 $LSMAP map --model "$OUT/run" --rgb "$OUT/region/rgb.tif" --dem "$OUT/region/dem.tif" \
