@@ -69,6 +69,14 @@ class Grid:
     def shape(self) -> tuple[int, int]:
         return self.height, self.width
 
+    def pixels(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``int64`` rows and columns of the pixels holding map points ``(x, y)`` (may lie
+        outside the grid)."""
+        inverse = ~self.transform
+        cols = np.floor(inverse.a * x + inverse.b * y + inverse.c).astype(np.int64)
+        rows = np.floor(inverse.d * x + inverse.e * y + inverse.f).astype(np.int64)
+        return rows, cols
+
     def window(self, row: int, col: int, height: int, width: int) -> Grid:
         """The sub-grid whose top-left pixel is ``(row, col)`` of this one (may reach outside it)."""
         return Grid(self.crs, self.transform @ Affine.translation(col, row), height, width)

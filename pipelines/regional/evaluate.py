@@ -87,10 +87,7 @@ def _points_in(source: RegionSource, split: SpatialSplit, which: int) -> np.ndar
     """``int (N, 3)``: grid row, column and label of the inventory's points in ``which``'s
     blocks."""
     frame = source.inventory.frame
-    inverse = ~source.grid.transform
-    x, y = frame.geometry.x.to_numpy(), frame.geometry.y.to_numpy()
-    cols = np.floor(inverse.a * x + inverse.b * y + inverse.c).astype(np.int64)
-    rows = np.floor(inverse.d * x + inverse.e * y + inverse.f).astype(np.int64)
+    rows, cols = source.grid.pixels(frame.geometry.x.to_numpy(), frame.geometry.y.to_numpy())
     labels = frame["landslide"].to_numpy(bool).astype(np.int64)
     inside = (rows >= 0) & (rows < split.grid.height) & (cols >= 0) & (cols < split.grid.width)
     found = np.stack([rows, cols, labels], axis=1)[inside]

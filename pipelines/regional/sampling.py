@@ -48,11 +48,8 @@ class WindowSampler:
         if self.inventory.complete:  # its background comes from the negative windows
             frame = frame[frame["landslide"].to_numpy(bool)]
         points = frame.geometry.representative_point()
-        x, y = points.x.to_numpy(), points.y.to_numpy()
-        inverse = ~self.split.grid.transform
-        cols = inverse.a * x + inverse.b * y + inverse.c
-        rows = inverse.d * x + inverse.e * y + inverse.f
-        return np.stack([np.floor(rows), np.floor(cols)], axis=1).astype(np.int64)
+        rows, cols = self.split.grid.pixels(points.x.to_numpy(), points.y.to_numpy())
+        return np.stack([rows, cols], axis=1)
 
     def train_windows(self, epoch: int) -> np.ndarray:
         """``int (N, 2)``: top-left pixels of this epoch's training windows, shuffled."""

@@ -43,12 +43,13 @@ class RegionPlan:
     split: SpatialSplit
     sampler: WindowSampler
     stats: TrainingStats
+    first_windows: int  # training windows of epoch 1
 
     def counts(self) -> dict[str, int]:
         """Blocks per split and the first epoch's training windows."""
         return {
             **{f"{name}_blocks": n for name, n in self.split.counts().items()},
-            "train_windows": len(self.sampler.train_windows(1)),
+            "train_windows": self.first_windows,
         }
 
     def split_record(self) -> dict[str, Any]:
@@ -91,7 +92,7 @@ def plan_region(config: TrainConfig) -> tuple[TrainConfig, RegionPlan]:
             f"{config.region}: the validation blocks hold no tile; use smaller block_m"
         )
     stats = measure_windows(source, windows, config.size)
-    return config, RegionPlan(source, split, sampler, stats)
+    return config, RegionPlan(source, split, sampler, stats, len(windows))
 
 
 @dataclass(frozen=True)
