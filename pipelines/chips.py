@@ -14,11 +14,15 @@ masks only, as many real inventories come) train models that need no elevation. 
 float TIFF) kept in their own units; masks 0/255, 0/1 or a colour on black: any non-zero pixel is
 landslide. Each chip becomes a ``(bands, size, size)`` float32 stack, every file resized to
 ``size`` (bilinear; categorical layers and masks nearest), then normalised per band with
-statistics of the training split only (:func:`band_stats`, :func:`normalize`).
+statistics of the training split only (:func:`band_stats`, :func:`normalize`). The root is a
+local folder or an ``s3://`` prefix: files are listed and read through :mod:`pipelines.storage`, so
+Ray workers on other machines read the same chips.
 """
 
 from __future__ import annotations
 
+import io
+import posixpath
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -27,7 +31,9 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
+from rasterio.errors import RasterioIOError
 
+from pipelines import storage
 from pipelines.bands import BASE_BANDS
 from pipelines.errors import InputError
 from pipelines.layers import ImageryLayer, Layer, LayerStack, stack_from_bands
@@ -39,32 +45,32 @@ BAND_NAMES = BASE_BANDS
 
 @dataclass(frozen=True)
 class ChipRecord:
-    """One sample: its files by folder (``image``, ``dem``, other layers) and whether it is a
-    landslide chip (non-landslide: no mask)."""
+    """One sample: the URIs of its files by folder (``image``, ``dem``, other layers) and whether
+    it is a landslide chip (non-landslide: no mask)."""
 
     name: str
-    image: Path
-    mask: Path | None
-    layers: dict[str, Path] = field(default_factory=dict, compare=False)
+    image: str
+    mask: str | None
+    layers: dict[str, str] = field(default_factory=dict, compare=False)
 
     @property
     def landslide(self) -> bool:
         return self.mask is not None
 
     @property
-    def dem(self) -> Path | None:
+    def dem(self) -> str | None:
         """The chip's DEM file; None when its class has no ``dem`` folder."""
         return self.layers.get("dem")
 
-    def file(self, layer: str) -> Path:
+    def file(self, layer: str) -> str:
         """The chip's file for ``layer`` (its folder's name); refuses a missing folder."""
         if layer == "image":
             return self.image
         if layer not in self.layers:
-            folder = self.image.parent.parent / layer
-            if folder.is_dir():
+            folder = storage.join(posixpath.dirname(posixpath.dirname(self.image)), layer)
+            if storage.find(folder):
                 raise InputError(
-                    f"{self.image}: no {layer!r} file named {Path(self.image).stem}.* in {folder}"
+                    f"{self.image}: no {layer!r} file named {_stem(self.image)}.* in {folder}"
                 )
             if layer == "dem":
                 raise InputError(
@@ -78,49 +84,65 @@ class ChipRecord:
         return self.layers[layer]
 
 
-def _by_stem(folder: Path) -> dict[str, Path]:
-    files: dict[str, Path] = {}
-    if not folder.is_dir():
-        return files
-    for path in sorted(folder.iterdir()):
-        if not path.is_file() or path.name.startswith("."):
+def _stem(uri: str) -> str:
+    return posixpath.splitext(posixpath.basename(uri))[0]
+
+
+def _folder(uri: str) -> str:
+    """The name of the folder holding ``uri`` (``image``, ``dem``, ...)."""
+    return posixpath.basename(posixpath.dirname(uri))
+
+
+def _chip_tree(root: str) -> dict[str, dict[str, dict[str, str]]]:
+    """``{class: {folder: {stem: uri}}}`` of the files ``class/folder/name.ext`` under ``root``
+    (hidden names and files at other depths ignored), from one listing of ``root``."""
+    tree: dict[str, dict[str, dict[str, str]]] = {}
+    for relative in storage.find(root):
+        parts = relative.split("/")
+        if len(parts) != 3 or parts[0] not in CLASSES or any(p.startswith(".") for p in parts):
             continue
-        if path.stem in files:
-            raise InputError(f"{path}: ambiguous, {files[path.stem].name} has the same name")
-        files[path.stem] = path
-    return files
+        cls, folder, name = parts
+        files = tree.setdefault(cls, {}).setdefault(folder, {})
+        uri = storage.join(root, relative)
+        stem = _stem(name)
+        if stem in files:
+            raise InputError(
+                f"{uri}: ambiguous, {posixpath.basename(files[stem])} has the same name"
+            )
+        files[stem] = uri
+    return tree
 
 
 def scan_bijie(root: str | Path) -> list[ChipRecord]:
-    """All samples under a Bijie-layout ``root``, sorted by class then name.
+    """All samples under a Bijie-layout ``root`` (a local folder or an s3:// prefix), sorted by
+    class then name; their URIs are absolute.
 
     Every other folder of a class is a layer folder, read only by models with a layer of its
     name (:func:`load_chip` refuses a chip without the file). A ``dem`` folder, read by most
     models, must hold a DEM for every image.
     """
-    root = Path(root)
-    if not root.is_dir():
+    root = storage.absolute(str(root))
+    if not storage.is_remote(root) and not Path(root).is_dir():
         raise InputError(f"{root}: not a directory")
+    tree = _chip_tree(root)
     records = []
     for cls in CLASSES:
-        images = _by_stem(root / cls / "image")
-        folders = (
-            sorted(
-                p
-                for p in (root / cls).iterdir()
-                if p.is_dir() and p.name not in ("image", "mask") and not p.name.startswith(".")
-            )
-            if images
-            else []
-        )
-        layers = {folder.name: _by_stem(folder) for folder in folders}
-        masks = _by_stem(root / cls / "mask") if cls == "landslide" else {}
-        for stem, image in images.items():
+        folders = tree.get(cls, {})
+        images = folders.get("image", {})
+        masks = folders.get("mask", {}) if cls == "landslide" else {}
+        layers = {name: files for name, files in folders.items() if name not in ("image", "mask")}
+        for stem, image in sorted(images.items()):
             if "dem" in layers and stem not in layers["dem"]:
-                raise InputError(f"{image}: no DEM named {stem}.* in {root / cls / 'dem'}")
+                raise InputError(
+                    f"{image}: no DEM named {stem}.* in {storage.join(root, cls, 'dem')}"
+                )
             if cls == "landslide" and stem not in masks:
-                raise InputError(f"{image}: no mask named {stem}.* in {root / cls / 'mask'}")
-            files = {name: by_stem[stem] for name, by_stem in layers.items() if stem in by_stem}
+                raise InputError(
+                    f"{image}: no mask named {stem}.* in {storage.join(root, cls, 'mask')}"
+                )
+            files = {
+                name: by_stem[stem] for name, by_stem in sorted(layers.items()) if stem in by_stem
+            }
             records.append(ChipRecord(f"{cls}/{stem}", image, masks.get(stem), files))
     if not records:
         raise InputError(
@@ -153,32 +175,33 @@ def split_records(
     return splits
 
 
-def _read(path: Path) -> np.ndarray:
-    """All bands of an image as (bands, H, W); palettes expanded to RGB.
+def _read(uri: str) -> np.ndarray:
+    """All bands of an image file (local or s3://) as (bands, H, W); palettes expanded to RGB.
 
     TIFFs go through GDAL (any data type, georeferenced or not); other formats through Pillow,
     which, unlike GDAL's PNG driver, refuses truncated files instead of padding them.
     """
+    content = storage.read_bytes(uri)
     try:
-        if path.suffix.lower() in (".tif", ".tiff"):
-            return _read_tiff(path)
-        with Image.open(path) as image:
+        if uri.lower().endswith((".tif", ".tiff")):
+            return _decode_tiff(content)
+        with Image.open(io.BytesIO(content)) as image:
             if image.mode in ("P", "PA"):
                 image = image.convert("RGB")
             data = np.asarray(image)
-    except (OSError, ValueError) as err:
-        raise InputError(f"{path}: cannot read as an image ({err})") from err
+    except (OSError, ValueError, RasterioIOError) as err:
+        raise InputError(f"{uri}: cannot read as an image ({err})") from err
     return data[None] if data.ndim == 2 else data.transpose(2, 0, 1)
 
 
-def _read_tiff(path: Path) -> np.ndarray:
-    import rasterio
+def _decode_tiff(content: bytes) -> np.ndarray:
     from rasterio.enums import ColorInterp
     from rasterio.errors import NotGeoreferencedWarning
+    from rasterio.io import MemoryFile
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", NotGeoreferencedWarning)
-        with rasterio.open(path) as src:
+        with MemoryFile(content) as memory, memory.open() as src:
             data = src.read()
             if src.colorinterp[0] != ColorInterp.palette:
                 return data
@@ -205,7 +228,7 @@ def load_mask(record: ChipRecord, size: int) -> np.ndarray:
     return _resize(mask, size, Image.Resampling.NEAREST)
 
 
-def _layer_bands(layer: Layer, data: np.ndarray, path: Path) -> np.ndarray:
+def _layer_bands(layer: Layer, data: np.ndarray, path: str) -> np.ndarray:
     """The bands of a chip file that ``layer`` reads; refuses a file it would misread."""
     if not isinstance(layer, ImageryLayer):
         return data[:1]
@@ -258,7 +281,7 @@ def load_chip(
         if mask_shape != (height, width):
             raise InputError(
                 f"{record.mask}: mask is {mask_shape[1]}x{mask_shape[0]} px but its "
-                f"{first.parent.name} file {first} is {width}x{height} px"
+                f"{_folder(first)} file {first} is {width}x{height} px"
             )
     return layers.encode(encoded, resolution_m), load_mask(record, size)
 

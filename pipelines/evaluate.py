@@ -41,7 +41,7 @@ def bundle_split(bundle: ModelBundle, data: str | Path, split: str) -> list[Chip
 
     The run's split seed and fractions travel in ``bundle.metrics["split"]``.
     """
-    records = scan_bijie(Path(data).resolve())
+    records = scan_bijie(data)
     if split == "all":
         return records
     if split not in SPLITS:

@@ -287,6 +287,19 @@ def listdir(uri: str) -> list[str]:
     return sorted(os.path.basename(entry.rstrip("/")) for entry in entries)
 
 
+def find(uri: str) -> list[str]:
+    """Paths relative to ``uri`` (``/``-separated, sorted) of every file beneath it, at any depth.
+
+    One listing of the whole prefix on S3, rather than one request per folder. A directory that
+    does not exist finds nothing; a missing bucket is an error.
+    """
+    fs, path = filesystem(uri)
+    with _storage_errors(uri, "list"):
+        found = fs.find(path)
+    prefix = path.rstrip("/") + "/"
+    return sorted(entry[len(prefix) :] for entry in found if entry.startswith(prefix))
+
+
 def remove(uri: str, recursive: bool = False) -> None:
     """Delete the file or object at ``uri`` (a directory tree with ``recursive``); missing is fine."""
     fs, path = filesystem(uri)

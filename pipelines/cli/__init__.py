@@ -29,7 +29,10 @@ def add_model_argument(parser: argparse.ArgumentParser) -> None:
 def add_chips_argument(parser: argparse.ArgumentParser) -> None:
     """``--data``, a chip directory, as the commands that score or explain chips read it."""
     parser.add_argument(
-        "--data", required=True, type=storage.absolute, help="chip directory in the Bijie layout"
+        "--data",
+        required=True,
+        type=storage.absolute,
+        help="chip directory in the Bijie layout (local or s3://)",
     )
 
 
@@ -45,7 +48,10 @@ def _training_flags() -> dict[str, dict]:
     bands = ",".join(default["bands"])
     fractions = " ".join(f"{f:g}" for f in default["split_fractions"])
     return {
-        "data": {"type": storage.absolute, "help": "chip directory in the Bijie layout"},
+        "data": {
+            "type": storage.absolute,
+            "help": "chip directory in the Bijie layout (local or s3://)",
+        },
         "region": {
             "type": storage.absolute,
             "metavar": "REGION.yaml",

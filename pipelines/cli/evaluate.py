@@ -26,7 +26,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     add_model_argument(parser)
     source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--data", type=storage.absolute, help="chip directory in the Bijie layout")
+    source.add_argument(
+        "--data", type=storage.absolute, help="chip directory in the Bijie layout (local or s3://)"
+    )
     source.add_argument(
         "--region",
         type=storage.absolute,

@@ -25,8 +25,8 @@ from pipelines.training.config import TrainConfig
 def load_splits(
     data: str | Path, seed: int, fractions: Sequence[float]
 ) -> dict[str, list[ChipRecord]]:
-    """The train/val/test records of a chip directory (absolute paths: Ray workers change cwd)."""
-    return split_records(scan_bijie(Path(data).resolve()), seed, tuple(fractions))
+    """The train/val/test records of a chip directory, local or s3://."""
+    return split_records(scan_bijie(data), seed, tuple(fractions))
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,6 @@ import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -254,4 +253,4 @@ def _check_capacity(config: TrainConfig) -> None:
 
 
 def _absolute_data(config: TrainConfig) -> TrainConfig:
-    return replace(config, data=str(Path(config.data).resolve()))
+    return replace(config, data=storage.absolute(config.data))

@@ -1,4 +1,5 @@
-"""``lsmap train`` on a local Ray cluster: learning with two workers, outputs, kill and resume, S3."""
+"""``lsmap train`` on a local Ray cluster: learning with two workers from chips on S3, outputs,
+kill and resume."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import sys
 import threading
 import time
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 import torch
@@ -19,6 +21,7 @@ from lsmodel.metrics import SegmentationMetrics
 from lsmodel.models import build_model
 from pipelines import storage
 from pipelines.bundles import load_bundle
+from pipelines.chips import scan_bijie
 from pipelines.errors import InputError
 from pipelines.evaluate import bundle_dataset, score_model
 from pipelines.synthetic.writers import write_chips
@@ -50,11 +53,21 @@ def _miou(model, dataset) -> float:
     return score_model(model, dataset).compute()["miou"]
 
 
-def test_two_workers_learn_and_write_outputs(chips, tmp_path):
+def _upload_folder(local: str, uri: str) -> str:
+    for path in sorted(Path(local).rglob("*")):
+        if path.is_file():
+            storage.upload_file(str(path), storage.join(uri, path.relative_to(local).as_posix()))
+    return uri
+
+
+def test_two_workers_learn_from_chips_on_s3_and_write_outputs(chips, s3_bucket, tmp_path):
+    """On a cluster the workers share no folder: they read the chips from the bucket."""
+    data = _upload_folder(chips, f"s3://{s3_bucket}/chips")
+    assert [r.name for r in scan_bijie(data)] == [r.name for r in scan_bijie(chips)]
     # Terrain bands ride along: the bundle must record them so the mapper can rebuild them.
     bands = ("red", "green", "blue", "elevation", "slope", "relative_elevation")
     config = TrainConfig(
-        data=chips,
+        data=data,
         out=str(tmp_path / "run"),
         epochs=8,
         workers=2,
@@ -76,7 +89,7 @@ def test_two_workers_learn_and_write_outputs(chips, tmp_path):
     # The bundle on disk scores the validation split as the workers reported for its epoch.
     bundle = load_bundle(str(tmp_path / "run"))
     assert tuple(bundle.bands) == bands and bundle.terrain["relative_radius_m"] == 10.0
-    val = load_splits(chips, config.seed, config.split_fractions)["val"]
+    val = load_splits(data, config.seed, config.split_fractions)["val"]
     dataset = bundle_dataset(bundle, val)
     trained = _miou(bundle.build(), dataset)
     assert trained == pytest.approx(metrics["best_val"]["miou"], abs=1e-9)

@@ -108,10 +108,12 @@ def test_scan_pairs_files_by_stem(bijie: Path) -> None:
     landslides = [r for r in records if r.landslide]
     assert len(landslides) == 25
     for r in records:
-        assert r.image.stem == r.dem.stem == r.name.split("/")[1]
-        assert r.image.parent.parent.name == ("landslide" if r.landslide else "non-landslide")
+        image, dem = Path(r.image), Path(r.dem)
+        assert image.stem == dem.stem == r.name.split("/")[1]
+        assert image.parent.parent.name == ("landslide" if r.landslide else "non-landslide")
+        assert image.is_absolute()
         if r.landslide:
-            assert r.mask.stem == r.image.stem
+            assert Path(r.mask).stem == image.stem
         else:
             assert r.mask is None
 
@@ -252,7 +254,7 @@ def test_unreadable_file_is_named(bijie: Path, damage: str) -> None:
     broken = bijie / "landslide" / "image" / "la002.png"
     content = broken.read_bytes()
     broken.write_bytes(b"not a png at all" if damage == "garbage" else content[: len(content) // 2])
-    record = next(r for r in scan_bijie(bijie) if r.image == broken)
+    record = next(r for r in scan_bijie(bijie) if r.image == str(broken))
     with pytest.raises(InputError, match=r"la002\.png: cannot read"):
         load_chip(record, SIZE)
 
@@ -260,7 +262,7 @@ def test_unreadable_file_is_named(bijie: Path, damage: str) -> None:
 def test_mask_size_mismatch_is_named(bijie: Path) -> None:
     mask = bijie / "landslide" / "mask" / "la000.png"
     _png(mask, np.zeros((10, 10), np.uint8))
-    record = next(r for r in scan_bijie(bijie) if r.mask == mask)
+    record = next(r for r in scan_bijie(bijie) if r.mask == str(mask))
     with pytest.raises(InputError, match=r"la000\.png: mask is 10x10 px but its image"):
         load_chip(record, SIZE)
 

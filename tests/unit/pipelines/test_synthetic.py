@@ -181,8 +181,9 @@ def test_write_chips_loads_as_bijie(tmp_path: Path) -> None:
         np.testing.assert_array_equal(stack[3], scene.elevation)
     write_chips(tmp_path / "b", 12, size=48, seed=2, landslide_fraction=0.25)
     for r in records:
-        twin = tmp_path / "b" / r.image.relative_to(tmp_path / "a")
-        assert twin.read_bytes() == r.image.read_bytes()
+        image = Path(r.image)
+        twin = tmp_path / "b" / image.relative_to(tmp_path / "a")
+        assert twin.read_bytes() == image.read_bytes()
 
 
 def test_cli_writes_chips_and_regions(tmp_path: Path, capsys) -> None:
