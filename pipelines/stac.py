@@ -44,6 +44,9 @@ _ASSET_KINDS = {
     ".png": (pystac.MediaType.PNG, ["overview"]),
     ".json": (pystac.MediaType.JSON, ["metadata"]),
     ".md": ("text/markdown", ["metadata"]),
+    ".csv": ("text/csv", ["metadata"]),
+    ".xml": ("application/xml", ["metadata"]),  # GDAL's PAM sidecar: category names
+    ".qml": ("application/xml", ["style"]),  # QGIS layer style
 }
 
 

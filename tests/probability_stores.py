@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from affine import Affine
 
-from pipelines.mapping.output import OutputLayout, create_store, encode, open_array
+from pipelines.mapping.output import OutputLayout, create_store, encode, open_array, write_manifest
 from pipelines.raster import Grid
 
 # Over 512 px on both sides, so a COG of it has a tile grid and an overview level.
@@ -23,3 +23,32 @@ def write_probability_store(root: str, dtype: str) -> tuple[OutputLayout, np.nda
     stored = encode(probability, rows >= 10, dtype)
     open_array(layout)[:] = stored
     return layout, stored
+
+
+def write_finished_map(
+    root: str,
+    probability: np.ndarray,
+    grid: Grid,
+    chunk: int = CHUNK,
+    dtype: str = "uint8",
+    model_sha256: str = "ab" * 32,
+    status: str = "complete",
+) -> OutputLayout:
+    """The output folder of a map run at ``root``: ``probability`` (NaN = no data) on ``grid``,
+    stored in ``chunk`` px chunks, with the manifest of a run of ``status`` by the model
+    ``model_sha256``, as `lsmap map` leaves it."""
+    run = {
+        "model_sha256": model_sha256,
+        "inputs": {"image": "rgb.tif"},
+        "crs": grid.crs.to_string(),
+        "transform": list(grid.transform)[:6],
+        "shape": [grid.height, grid.width],
+        "chunk": chunk,
+    }
+    layout = OutputLayout(root)
+    create_store(layout, grid, chunk, dtype, run)
+    valid = np.isfinite(probability)
+    open_array(layout)[:] = encode(np.where(valid, probability, 0.0), valid, dtype)
+    manifest = {"run": run, "status": status, "started_at": "2026-12-01T00:00:00+00:00"}
+    write_manifest(layout, manifest)
+    return layout

@@ -43,6 +43,18 @@ def create_app(out: str) -> FastAPI:
     add_exception_handlers(app, DEFAULT_STATUS_CODES)
     supported = TileMatrixSets({TILE_MATRIX_SET: default_tms.get(TILE_MATRIX_SET)})
     layers = []
+    if outputs.zones:
+        # The class COG carries its colour table, which titiler applies as it is.
+        zones_path = storage.gdal_path(outputs.zones.cog)
+        zones = TilerFactory(
+            path_dependency=lambda: zones_path,
+            supported_tms=supported,
+            extensions=[wmtsExtension(layer_identifier_provider=lambda _: "lsmap_zones")],
+            add_viewer=False,
+            router_prefix="/zones",
+        )
+        app.include_router(zones.router, prefix="/zones", tags=["Susceptibility zones"])
+        layers.append(_layer("zones", "Susceptibility zones", {}))
     if outputs.cog:
         cog_path = storage.gdal_path(outputs.cog)
         low, high = _cog_probability_range(cog_path)
@@ -87,6 +99,7 @@ def create_app(out: str) -> FastAPI:
                 "max": 1,
                 "image": f"{base}/colorMaps/{COLORMAP}?f=png&width=256&height=12",
             },
+            "zones": _zones_legend(outputs.zones.document) if outputs.zones else None,
             "wmts": {layer["id"]: f"{base}/{layer['id']}/WMTSCapabilities.xml" for layer in layers},
         }
 
@@ -110,6 +123,20 @@ def _layer(layer_id: str, label: str, render: dict) -> dict:
         "label": label,
         "tilejson": f"/{layer_id}/{TILE_MATRIX_SET}/tilejson.json?{query}",
     }
+
+
+def _zones_legend(document: dict) -> dict:
+    """The zones' legend: a swatch, a name and a probability range per class, highest first."""
+    limits = [0.0, *document["thresholds"], 1.0]
+    classes = [
+        {
+            "name": name,
+            "colour": colour,
+            "range": f"{limits[k]:.3f} - {limits[k + 1]:.3f}",
+        }
+        for k, (name, colour) in enumerate(zip(document["names"], document["colours"], strict=True))
+    ]
+    return {"title": f"Susceptibility ({document['method']})", "classes": classes[::-1]}
 
 
 def _title(outputs: MapOutputs) -> str:

@@ -24,18 +24,42 @@ class MapOutputs:
     zarr: str
     cog: str | None
     polygons: str | None
+    zones: Zones | None = None
+
+
+@dataclass(frozen=True)
+class Zones:
+    """A zonation of the map (``lsmap zones``): its class COG and its ``zones.json``."""
+
+    cog: str
+    document: dict
 
 
 def load_outputs(out: str) -> MapOutputs:
-    """Read ``out``'s manifest and find its probability Zarr, COG and polygons.
+    """Read ``out``'s manifest and find its probability Zarr, COG and polygons; ``out`` may also
+    be the folder of ``lsmap zones``, shown over the map it zoned.
 
-    Raises :class:`InputError` naming ``out`` when it is not the output of a finished map run.
+    Raises :class:`InputError` naming ``out`` when it is neither a finished map run nor a finished
+    zonation.
     """
+    zones_file = storage.join(str(out), "zones.json")
+    if storage.exists(zones_file):
+        document = storage.read_json(zones_file)
+        outputs = _load_map(document["map"])
+        zones = Zones(storage.join(str(out), "zones.tif"), document)
+        return MapOutputs(
+            str(out), outputs.manifest, outputs.zarr, outputs.cog, outputs.polygons, zones
+        )
+    return _load_map(out)
+
+
+def _load_map(out: str) -> MapOutputs:
     layout = OutputLayout(str(out))
     name = storage.redact(str(out))
     if not storage.exists(layout.manifest):
         raise InputError(
-            f"{name} is not a map output: it has no manifest.json (run `lsmap map --out {name}`)"
+            f"{name} is not a map output: it has no manifest.json (run `lsmap map --out {name}`, "
+            "or `lsmap zones` for a zones folder)"
         )
     manifest = storage.read_json(layout.manifest)
     status = manifest.get("status")

@@ -237,3 +237,36 @@ def test_a_moved_and_an_uploaded_output_show_the_same_map(map_output, s3_bucket,
 
 def _pixels(png: bytes) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(png)).convert("RGBA"))
+
+
+def test_a_zones_folder_shows_its_classes_with_their_legend(map_output, tmp_path):
+    """``lsmap serve ZONES`` shows the classes of ``lsmap zones`` over the map it zoned."""
+    from playwright.sync_api import sync_playwright
+
+    inventory = str(Path(map_output).parent / "region" / "inventory.gpkg")
+    zones = str(tmp_path / "zones")
+    assert main(["zones", "--map", map_output, "--inventory", inventory, "--out", zones]) == 0
+    document = json.loads((tmp_path / "zones" / "zones.json").read_text())
+    colours = {tuple(int(c[i : i + 2], 16) for i in (1, 3, 5)) for c in document["colours"]}
+
+    with lsmap_serve(zones) as base:
+        description = get_json(f"{base}/api/map.json")
+        assert [layer["id"] for layer in description["layers"]] == ["zones", "cog", "zarr"]
+        legend = description["zones"]["classes"]
+        assert [entry["name"] for entry in legend] == document["names"][::-1]
+        tilejson = get_json(description["layers"][0]["tilejson"])
+        _, body = get(tile_url(tilejson, *centre_tile(tilejson), "png"))
+        rgba = _pixels(body)
+        shown = {tuple(pixel) for pixel in rgba[rgba[..., 3] > 0][:, :3].tolist()}
+        assert shown and shown <= colours, "zone tiles are drawn in the class colours only"
+
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM)
+            page = browser.new_page()
+            page.goto(f"{base}/")
+            page.wait_for_function("() => window.lsmap !== undefined", timeout=90_000)
+            items = page.locator("#zones-classes li")
+            assert items.count() == len(document["names"])
+            assert "very high" in items.first.inner_text()
+            assert page.locator("#zones-legend").is_visible()
+            browser.close()

@@ -56,6 +56,26 @@ function showLegend(legend) {
   document.getElementById("legend-max").textContent = legend.max;
 }
 
+// Susceptibility classes, highest first: a swatch of the class colour, its name, its range.
+function showZones(zones) {
+  document.getElementById("zones-legend").hidden = false;
+  document.getElementById("zones-title").textContent = zones.title;
+  const list = document.getElementById("zones-classes");
+  for (const zone of zones.classes) {
+    const item = document.createElement("li");
+    const swatch = document.createElement("span");
+    swatch.className = "class-swatch";
+    swatch.style.background = zone.colour;
+    const name = document.createElement("span");
+    name.textContent = zone.name;
+    const range = document.createElement("span");
+    range.className = "class-range";
+    range.textContent = zone.range;
+    item.append(swatch, name, range);
+    list.appendChild(item);
+  }
+}
+
 function listServices(wmts) {
   const list = document.getElementById("wmts");
   for (const [id, url] of Object.entries(wmts)) {
@@ -73,6 +93,7 @@ async function main() {
   document.title = description.title;
   document.getElementById("title").textContent = description.title;
   showLegend(description.legend);
+  if (description.zones) showZones(description.zones);
   listServices(description.wmts);
 
   const slider = document.getElementById("opacity");

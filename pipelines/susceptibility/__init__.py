@@ -1,0 +1,1 @@
+"""Regional susceptibility: probability maps zoned into classes, with success and prediction rates."""
