@@ -143,6 +143,12 @@ def _training_flags() -> dict[str, dict]:
             "help": "deal a region's blocks into this many spatial folds (with --fold)",
         },
         "fold": {"type": int, "help": "the fold held out for testing (0 to folds - 1)"},
+        "partition": {
+            "choices": ("blocks", "kmeans", "random"),
+            "help": "how a region's blocks are dealt into folds: blocks (seeded shuffle), kmeans "
+            "(contiguous clusters of blocks) or random (pixels at random, no buffer: the leaky "
+            "contrast to spatial folds) (default blocks)",
+        },
         "negatives": {
             "type": float,
             "help": "background windows per landslide window on a region with a complete polygon "

@@ -7,6 +7,7 @@ grid it was made on, and a region bound again must give the same grid.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -19,28 +20,41 @@ from pipelines.regional.dataset import model_input
 from pipelines.regional.region_file import read_region_file
 from pipelines.regional.sampling import WindowSampler, starts_along
 from pipelines.regional.split import SPLITS, SpatialSplit, SplitSpec, grid_record
-from pipelines.regional.windows import RegionSource, bind_region
+from pipelines.regional.windows import RegionSource, RegionWindow, bind_region
+
+Predictor = Callable[[list[RegionWindow]], np.ndarray]
 
 
-@torch.no_grad()
+def bundle_predictor(bundle: ModelBundle, device: str | torch.device = "cpu") -> Predictor:
+    """``windows -> probabilities (N, size, size)`` of the bundle's model, as mapping feeds it."""
+    model = bundle.build().to(device).eval()
+
+    @torch.no_grad()
+    def predict(windows: list[RegionWindow]) -> np.ndarray:
+        x = np.stack([model_input(w, bundle.norm_mean, bundle.norm_std) for w in windows])
+        return torch.sigmoid(model(torch.from_numpy(x).to(device)))[:, 0].cpu().numpy()
+
+    return predict
+
+
 def score_region(
-    bundle: ModelBundle,
+    predict: Predictor,
     source: RegionSource,
     split: SpatialSplit,
     which: int,
     *,
+    size: int,
+    threshold: float = 0.5,
     batch_size: int = 16,
-    device: str | torch.device = "cpu",
 ) -> dict[str, Any]:
-    """Metrics of ``bundle`` on the tiles of ``split``'s blocks ``which``: pixel metrics on the
-    labelled pixels with data there, and for a points inventory ``point_auc`` over its points
-    in those blocks (the probability at each point's pixel)."""
-    model = bundle.build().to(device).eval()
-    size = bundle.tile_size
+    """Metrics of ``predict`` (a model's probabilities for windows of ``size`` px) on the tiles of
+    ``split``'s blocks ``which``: pixel metrics on the labelled pixels with data there, and for a
+    points inventory ``point_auc`` over its points in those blocks (the probability at each
+    point's pixel)."""
     tiles = WindowSampler(split, source.inventory, size).tiles(which)
-    pixels = SegmentationMetrics(bundle.threshold)
+    pixels = SegmentationMetrics(threshold)
     points = _points_in(source, split, which) if source.inventory.kind == "points" else None
-    at_points = SegmentationMetrics(bundle.threshold)
+    at_points = SegmentationMetrics(threshold)
     # The last row and column of tiles sit flush with the edge, overlapping the ones before:
     # each pixel is scored by the first tile that holds it.
     first_row = _owned_from(split.grid.height, size)
@@ -48,8 +62,7 @@ def score_region(
     for start in range(0, len(tiles), batch_size):
         chunk = tiles[start : start + batch_size]
         windows = [source.read(int(top), int(left), size) for top, left in chunk]
-        x = np.stack([model_input(w, bundle.norm_mean, bundle.norm_std) for w in windows])
-        probs = torch.sigmoid(model(torch.from_numpy(x).to(device)))[:, 0].cpu().numpy()
+        probs = predict(windows)
         for (top, left), window, prob in zip(chunk, windows, probs, strict=True):
             counted = window.valid & split.mask(which, int(top), int(left), size, size)
             counted[: first_row[int(top)]] = False
@@ -65,7 +78,7 @@ def score_region(
         "split": SPLITS[which],
         "tiles": len(tiles),
         "pixels": pixels.pixels,
-        "threshold": bundle.threshold,
+        "threshold": threshold,
         **pixels.compute(),
     }
     if points is not None:
@@ -137,4 +150,12 @@ def evaluate_region(
             "trained on, or map this one and `lsmap score` the map"
         )
     blocks = SpatialSplit.of(source.grid, SplitSpec.from_record(record["spec"]))
-    return score_region(bundle, source, blocks, SPLITS.index(split), batch_size=batch_size)
+    return score_region(
+        bundle_predictor(bundle),
+        source,
+        blocks,
+        SPLITS.index(split),
+        size=bundle.tile_size,
+        threshold=bundle.threshold,
+        batch_size=batch_size,
+    )

@@ -51,6 +51,15 @@ class WindowSampler:
         rows, cols = self.split.grid.pixels(points.x.to_numpy(), points.y.to_numpy())
         return np.stack([rows, cols], axis=1)
 
+    def reach_landslides(self, windows: np.ndarray) -> bool:
+        """Whether any of ``windows`` (top-left pixels) holds a presence's anchor pixel."""
+        frame = self.inventory.frame
+        points = frame[frame["landslide"].to_numpy(bool)].geometry.representative_point()
+        rows, cols = self.split.grid.pixels(points.x.to_numpy(), points.y.to_numpy())
+        tops, lefts = windows[:, :1], windows[:, 1:]
+        inside = (rows >= tops) & (rows < tops + self.size) & (cols >= lefts)
+        return bool((inside & (cols < lefts + self.size)).any())
+
     def train_windows(self, epoch: int) -> np.ndarray:
         """``int (N, 2)``: top-left pixels of this epoch's training windows, shuffled."""
         rng = np.random.default_rng([self.seed, epoch, 21])
@@ -59,6 +68,10 @@ class WindowSampler:
             return np.empty((0, 2), np.int64)
         reach = int(self.jitter * size)
         anchors = self.anchors()
+        if not self.split.spec.random:
+            # Anchors in held-out blocks never get a training window: leave them out, so that
+            # every turn of a ``length`` epoch goes to one that can.
+            anchors = anchors[self._in_training_blocks(anchors)]
         negative_share = self.negatives / (1 + self.negatives) if self.inventory.complete else 0
         if self.length is not None and len(anchors):
             turns = round(self.length * (1 - negative_share))
@@ -86,6 +99,12 @@ class WindowSampler:
                     wanted -= 1
         windows = np.asarray(windows, np.int64).reshape(-1, 2)
         return windows[rng.permutation(len(windows))]
+
+    def _in_training_blocks(self, pixels: np.ndarray) -> np.ndarray:
+        split = self.split
+        rows = np.clip(pixels[:, 0] // split.block, 0, split.blocks.shape[0] - 1)
+        cols = np.clip(pixels[:, 1] // split.block, 0, split.blocks.shape[1] - 1)
+        return split.blocks[rows, cols] == TRAIN
 
     def tiles(self, split: int) -> np.ndarray:
         """``int (N, 2)``: top-left pixels of windows tiling the region (the last row and column

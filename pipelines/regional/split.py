@@ -7,6 +7,13 @@ goes to one split, dealt from a seeded shuffle. A training window may not come w
 blocks. With ``folds`` the blocks are dealt into that many folds: fold ``fold`` is the test set,
 a ``val_fraction`` of the other blocks validates, and ``lsmap cv`` runs every fold.
 
+How blocks become folds is the ``partition``: ``blocks`` deals them from a seeded shuffle;
+``kmeans`` groups them into ``folds`` contiguous clusters by k-means of their centres (seeded),
+so a test fold is one compact part of the region, as spatial CV with coordinate clusters does;
+``random`` is the contrast that shows what spatial CV guards against: every pixel is its own
+block, dealt at random, with no buffer. Its training windows then hold test pixels (only
+training pixels count in the loss), so the model is tested beside ground it trained on.
+
 The split is a pure function of the grid and :class:`SplitSpec`, recorded in the bundle, so that
 ``lsmap evaluate --split test`` scores exactly the blocks training held out.
 """
@@ -24,11 +31,14 @@ from pipelines.raster import Grid
 
 SPLITS = ("train", "val", "test")
 TRAIN, VAL, TEST = 0, 1, 2
+PARTITIONS = ("blocks", "kmeans", "random")
 
 
 @dataclass(frozen=True)
 class SplitSpec:
-    """How a region is split: block side and buffer (m), shares, seed, and optional folds."""
+    """How a region is split: block side and buffer (m), shares, seed, optional folds and how
+    blocks are dealt into them (``partition``). A ``test_fraction`` of 0 holds out no test
+    blocks: the final model of a cross-validated choice trains on all but validation."""
 
     block_m: float = 512.0
     buffer_m: float = 64.0
@@ -37,19 +47,29 @@ class SplitSpec:
     seed: int = 0
     folds: int | None = None
     fold: int | None = None
+    partition: str = "blocks"
 
     def __post_init__(self) -> None:
+        if self.partition not in PARTITIONS:
+            raise InputError(
+                f"unknown partition {self.partition!r}; choose one of {', '.join(PARTITIONS)}"
+            )
+        if self.partition != "blocks" and self.folds is None:
+            raise InputError(f"the {self.partition} partition deals folds: give folds and fold")
         if not (self.block_m > 0 and self.buffer_m >= 0):
             raise InputError(
                 f"split blocks need block_m > 0 and buffer_m >= 0, got {self.block_m}, "
                 f"{self.buffer_m}"
             )
         if self.folds is None:
-            shares = (self.val_fraction, self.test_fraction)
-            if not (all(0 < s < 1 for s in shares) and sum(shares) < 1):
+            if not (
+                0 < self.val_fraction < 1
+                and 0 <= self.test_fraction < 1
+                and self.val_fraction + self.test_fraction < 1
+            ):
                 raise InputError(
-                    f"val_fraction {self.val_fraction} and test_fraction {self.test_fraction} "
-                    "must each be in (0, 1) and leave blocks to train on"
+                    f"val_fraction {self.val_fraction} must be in (0, 1) and test_fraction "
+                    f"{self.test_fraction} in [0, 1), leaving blocks to train on"
                 )
             if self.fold is not None:
                 raise InputError("fold needs folds (the number of folds)")
@@ -70,6 +90,10 @@ class SplitSpec:
     def from_record(cls, record: dict[str, Any]) -> SplitSpec:
         return cls(**record)
 
+    @property
+    def random(self) -> bool:
+        return self.partition == "random"
+
 
 @dataclass(frozen=True)
 class SpatialSplit:
@@ -88,22 +112,20 @@ class SpatialSplit:
         from pipelines.vectors import pixel_sizes
 
         pixel = min(pixel_sizes(grid))
-        block = max(1, round(spec.block_m / pixel))
-        buffer = math.ceil(spec.buffer_m / pixel)
+        block = 1 if spec.random else max(1, round(spec.block_m / pixel))
+        buffer = 0 if spec.random else math.ceil(spec.buffer_m / pixel)
         rows, cols = math.ceil(grid.height / block), math.ceil(grid.width / block)
-        order = np.random.default_rng([spec.seed, 20]).permutation(rows * cols)
-        splits = np.full(rows * cols, TRAIN, np.uint8)
+        rng = np.random.default_rng([spec.seed, 20])
         if spec.folds is None:
-            n_test = max(1, round(spec.test_fraction * rows * cols))
+            order = rng.permutation(rows * cols)
+            splits = np.full(rows * cols, TRAIN, np.uint8)
+            n_test = round(spec.test_fraction * rows * cols)
+            n_test = max(1, n_test) if spec.test_fraction > 0 else 0
             n_val = max(1, round(spec.val_fraction * rows * cols))
             splits[order[:n_test]] = TEST
             splits[order[n_test : n_test + n_val]] = VAL
         else:
-            folds = np.arange(rows * cols) % spec.folds  # dealt round the shuffled blocks
-            test = order[folds == spec.fold]
-            rest = order[folds != spec.fold]
-            splits[test] = TEST
-            splits[rest[: max(1, round(spec.val_fraction * len(rest)))]] = VAL
+            splits = _fold_splits(spec, rng, rows, cols)
         if np.count_nonzero(splits == TRAIN) == 0:
             raise InputError(
                 f"the region has {rows * cols} block(s) of {spec.block_m:g} m: too few to split; "
@@ -114,7 +136,10 @@ class SpatialSplit:
     def allows(self, split: int, row: int, col: int, height: int, width: int) -> bool:
         """Whether the window ``(row, col, height, width)`` of the grid may be used for ``split``:
         a training window comes no nearer than the buffer to any other block; a validation or
-        test window lies in blocks of its own split only."""
+        test window lies in blocks of its own split only. With the random partition any window
+        holding a pixel of ``split`` may (the pixels of other splits do not count in it)."""
+        if self.spec.random:
+            return bool(self.mask(split, row, col, height, width).any())
         margin = self.buffer if split == TRAIN else 0
         top, left = row - margin, col - margin
         bottom, right = row + height + margin, col + width + margin
@@ -139,6 +164,48 @@ class SpatialSplit:
     def counts(self) -> dict[str, int]:
         """Blocks per split, by name."""
         return {name: int(np.count_nonzero(self.blocks == k)) for k, name in enumerate(SPLITS)}
+
+
+def _fold_splits(spec: SplitSpec, rng: np.random.Generator, rows: int, cols: int) -> np.ndarray:
+    """``uint8 (rows * cols)``: each block's split when fold ``spec.fold`` of ``spec.folds`` is
+    the test set and a ``val_fraction`` of the others (drawn at random) validates."""
+    count = rows * cols
+    if spec.random:
+        folds = rng.integers(0, spec.folds, count, dtype=np.uint8)
+        validates = rng.random(count, dtype=np.float32) < spec.val_fraction
+    elif spec.partition == "kmeans":
+        folds = _kmeans_folds(spec, rows, cols)
+        validates = np.zeros(count, bool)
+        rest = np.flatnonzero(folds != spec.fold)
+        validates[rng.permutation(rest)[: max(1, round(spec.val_fraction * len(rest)))]] = True
+    else:
+        order = rng.permutation(count)
+        folds = np.empty(count, np.int64)
+        folds[order] = np.arange(count) % spec.folds  # dealt round the shuffled blocks
+        validates = np.zeros(count, bool)
+        rest = order[folds[order] != spec.fold]
+        validates[rest[: max(1, round(spec.val_fraction * len(rest)))]] = True
+    splits = np.full(count, TRAIN, np.uint8)
+    splits[validates] = VAL
+    splits[folds == spec.fold] = TEST
+    return splits
+
+
+def _kmeans_folds(spec: SplitSpec, rows: int, cols: int) -> np.ndarray:
+    """Each block's fold: its cluster among ``spec.folds`` k-means clusters of block centres
+    (seeded), clusters numbered by their centre (row, then column) so the folds do not depend on
+    the order k-means found them in."""
+    from scipy.cluster.vq import kmeans2
+
+    if rows * cols < spec.folds:
+        raise InputError(
+            f"the region has {rows * cols} block(s) of {spec.block_m:g} m, fewer than the "
+            f"{spec.folds} folds; use smaller blocks (block_m) or fewer folds"
+        )
+    centres = np.stack(np.divmod(np.arange(rows * cols), cols), axis=1).astype(np.float64)
+    means, labels = kmeans2(centres, spec.folds, minit="++", rng=spec.seed)
+    order = np.lexsort((means[:, 1], means[:, 0]))
+    return np.argsort(order)[labels]
 
 
 def grid_record(grid: Grid) -> dict[str, Any]:

@@ -143,6 +143,8 @@ def train_runs(
     """Train the runs (``RunKey``) as Ray tasks, at most ``slots`` at once (None: no cap)."""
     import ray
 
+    from pipelines.ray_runtime import in_flight, task_error
+
     # A task killed with its node is retried (Ray's default for system failures): it resumes.
     remote = ray.remote(num_cpus=0)(_train_task)
     pending = []
@@ -154,21 +156,17 @@ def train_runs(
         else:
             finished += 1
             _emit(progress, f"[{finished}/{len(keys)}] {run_name(*key)}: {_describe(summary)}")
-    running: dict[Any, RunKey] = {}
+
+    def submit(key: RunKey) -> Callable[[], Any]:
+        task = remote.options(name=f"lsmap-study-{run_name(*key)}")
+        return lambda: task.remote(config.run_config(*key))
+
     failures: dict[RunKey, str] = {}
-    while pending or running:
-        while pending and (slots is None or len(running) < slots):
-            key = pending.pop(0)
-            task = remote.options(name=f"lsmap-study-{run_name(*key)}")
-            running[task.remote(config.run_config(*key))] = key
-        (ref,), _ = ray.wait(list(running), num_returns=1)
-        key = running.pop(ref)
+    for key, summary, error in in_flight([(key, submit(key)) for key in pending], slots):
         finished += 1
         prefix = f"[{finished}/{len(keys)}] {run_name(*key)}"
-        try:
-            summary = ray.get(ref)
-        except ray.exceptions.RayError as err:
-            failures[key] = _reason(err)
+        if error is not None:
+            failures[key] = task_error(error)
             _emit(progress, f"{prefix}: failed: {failures[key]}")
             continue
         _emit(progress, f"{prefix}: {_describe(summary)}")
@@ -252,16 +250,6 @@ def _train_task(config: TrainConfig) -> dict[str, Any]:
         "test_miou": (result.test_metrics or {}).get("miou"),
         "seconds": time.monotonic() - started,
     }
-
-
-def _reason(err: Exception) -> str:
-    """The user's part of a Ray error: the exception raised in the task where there is one."""
-    cause = getattr(err, "cause", None)
-    if isinstance(cause, LsmapError):
-        return str(cause)
-    if cause is not None:
-        return f"{type(cause).__name__}: {cause}"
-    return str(err).strip().splitlines()[0]
 
 
 def _describe(summary: dict[str, Any]) -> str:

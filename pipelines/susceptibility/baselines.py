@@ -77,19 +77,16 @@ def _counted(
 
 
 def pixel_predictor(model: Any):
-    """``windows -> probabilities (N, size, size)`` of a fitted per-pixel classifier; pixels
-    without data get 0 (no pixel without data is scored)."""
+    """``windows -> probabilities (N, size, size)`` of a fitted per-pixel classifier, one call
+    for the whole batch; pixels without data get 0 (no pixel without data is scored)."""
 
     def predict(windows: list[Any]) -> np.ndarray:
-        out = []
-        for window in windows:
-            bands, height, width = window.image.shape
-            values = window.image.reshape(bands, -1).T
-            data = np.isfinite(values).all(axis=1)
-            probability = np.zeros(height * width)
-            if data.any():
-                probability[data] = model.predict_proba(values[data])[:, 1]
-            out.append(probability.reshape(height, width))
-        return np.stack(out)
+        images = np.stack([window.image for window in windows])  # (N, bands, H, W)
+        values = images.transpose(0, 2, 3, 1).reshape(-1, images.shape[1])
+        data = np.isfinite(values).all(axis=1)
+        probability = np.zeros(len(values))
+        if data.any():
+            probability[data] = model.predict_proba(values[data])[:, 1]
+        return probability.reshape(images.shape[0], *images.shape[2:])
 
     return predict

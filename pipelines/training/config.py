@@ -25,7 +25,8 @@ if TYPE_CHECKING:
 RESUMABLE_KEYS = frozenset({"epochs", "workers", "gpu"})
 _DEFAULT_BANDS = ("red", "green", "blue", "elevation")
 # The settings of training on a region (not on chips).
-REGION_KEYS = ("region", "block_m", "buffer_m", "folds", "fold", "negatives", "windows_per_epoch")
+REGION_KEYS = ("region", "block_m", "buffer_m", "folds", "fold", "partition")
+REGION_KEYS += ("negatives", "windows_per_epoch")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -44,7 +45,8 @@ class TrainConfig:
     codes found in the training chips.
 
     A region is split into spatial blocks of ``block_m`` metres (``split_fractions`` deals them;
-    ``folds``/``fold`` make it a k-fold instead, ``split_fractions[1]`` validating) and training
+    ``folds``/``fold`` make it a k-fold instead, ``split_fractions[1]`` validating, its blocks
+    dealt into folds as ``partition`` says: see :mod:`pipelines.regional.split`) and training
     windows keep ``buffer_m`` from held-out blocks; ``negatives`` is the number of background
     windows per landslide window, ``windows_per_epoch`` the windows of an epoch (default: one
     per inventory feature, with its background windows); ``layers`` and ``resolution_m`` come from the region file and
@@ -78,6 +80,7 @@ class TrainConfig:
     buffer_m: float = 64.0
     folds: int | None = None
     fold: int | None = None
+    partition: str = "blocks"
     negatives: float = 1.0
     windows_per_epoch: int | None = None
 
@@ -183,6 +186,7 @@ class TrainConfig:
             seed=self.seed,
             folds=self.folds,
             fold=self.fold,
+            partition=self.partition,
         )
 
     def layer_stack(self) -> LayerStack:

@@ -26,7 +26,7 @@ from pipelines.errors import InputError
 from pipelines.regional.dataset import Scoring, window_dataset
 from pipelines.regional.region_file import read_region_file
 from pipelines.regional.sampling import WindowSampler
-from pipelines.regional.split import VAL, SpatialSplit
+from pipelines.regional.split import TRAIN, VAL, SpatialSplit
 from pipelines.regional.windows import RegionSource, bind_region, measure_windows
 from pipelines.training.config import TrainConfig
 from pipelines.training.data import TrainingStats
@@ -57,11 +57,12 @@ class RegionPlan:
         return {"kind": "blocks", **self.split.record()}
 
 
-def plan_region(config: TrainConfig) -> tuple[TrainConfig, RegionPlan]:
-    """Bind ``config.region`` and plan the run. The model's layers are the config's, else those
-    the region file declares (entries with a ``kind``), else the config's bands; its resolution
-    the config's, else the first layer's pixel size. Refuses a region without training windows, validation
-    tiles or background labels."""
+def bind_run(config: TrainConfig) -> tuple[TrainConfig, RegionSource, SpatialSplit, WindowSampler]:
+    """Bind ``config.region`` for the run: the config with its layers and resolution settled,
+    the bound region, its split and the window sampler. The model's layers are the config's, else
+    those the region file declares (entries with a ``kind``), else the config's bands; its
+    resolution the config's, else the first layer's pixel size. Refuses an inventory without
+    background labels."""
     region = read_region_file(config.region)
     if not config.layers and region.layers.definitions:
         config = replace(config, layers=region.layers.definitions)
@@ -79,6 +80,13 @@ def plan_region(config: TrainConfig) -> tuple[TrainConfig, RegionPlan]:
         seed=config.seed,
         length=config.windows_per_epoch,
     )
+    return config, source, split, sampler
+
+
+def plan_region(config: TrainConfig) -> tuple[TrainConfig, RegionPlan]:
+    """Bind ``config.region`` (:func:`bind_run`) and plan the run; refuses a region without
+    training windows or validation tiles."""
+    config, source, split, sampler = bind_run(config)
     windows = sampler.train_windows(1)
     if not len(windows):
         raise InputError(
@@ -86,6 +94,12 @@ def plan_region(config: TrainConfig) -> tuple[TrainConfig, RegionPlan]:
             f"({split.counts()['train']} of {split.blocks.size} blocks of {config.block_m:g} m, "
             f"buffer {config.buffer_m:g} m) around the inventory's landslides; use larger "
             "block_m, a smaller buffer_m or size"
+        )
+    if not sampler.reach_landslides(windows):
+        raise InputError(
+            f"{config.region}: no training window reaches a landslide: those of the inventory lie "
+            "in held-out blocks or within the buffer of them; use smaller block_m, a smaller "
+            "buffer_m or fewer folds"
         )
     if not len(sampler.tiles(VAL)):
         raise InputError(
@@ -123,6 +137,8 @@ class RankTrainingWindows:
             self.config.size,
             self.plan.stats,
             epochs=np.concatenate(epochs),
+            # Only training pixels count: all of a window's but with the random partition.
+            scoring=Scoring(self.plan.split, TRAIN),
         )
 
 

@@ -21,7 +21,7 @@ from pipelines import storage
 from pipelines.chips import ChipRecord
 from pipelines.errors import InputError, LsmapError
 from pipelines.evaluate import bundle_dataset, score_model
-from pipelines.regional.evaluate import score_region
+from pipelines.regional.evaluate import bundle_predictor, score_region
 from pipelines.regional.split import TEST
 from pipelines.training.config import RESUMABLE_KEYS, TrainConfig
 from pipelines.training.data import TrainingStats, load_splits
@@ -230,7 +230,16 @@ def _test_metrics(
     """The bundle's metrics on the test chips or the region's test blocks (None: no test set)."""
     device = "cuda" if config.gpu and torch.cuda.is_available() else "cpu"
     if isinstance(held_out, RegionPlan):
-        return score_region(bundle, held_out.source, held_out.split, TEST, device=device)
+        if not held_out.split.counts()["test"]:
+            return None  # a final model, trained on all blocks but its validation ones
+        return score_region(
+            bundle_predictor(bundle, device),
+            held_out.source,
+            held_out.split,
+            TEST,
+            size=bundle.tile_size,
+            threshold=bundle.threshold,
+        )
     if not held_out["test"]:
         return None
     dataset = bundle_dataset(bundle, held_out["test"])

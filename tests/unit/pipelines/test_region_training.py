@@ -14,13 +14,13 @@ import yaml
 from lsmodel.bundle import ModelBundle
 from lsmodel.models import build_model
 from pipelines.errors import InputError
-from pipelines.regional.evaluate import score_region
+from pipelines.regional.evaluate import bundle_predictor, score_region
 from pipelines.regional.split import TEST, TRAIN
 from pipelines.synthetic.writers import write_region
 from pipelines.training import TrainConfig
 from pipelines.training.region import EpochRows, plan_region
 
-SMALL = {"size": 32, "base_width": 4, "depth": 2, "block_m": 64, "buffer_m": 8}
+SMALL = {"size": 32, "base_width": 4, "depth": 2, "block_m": 96, "buffer_m": 8}
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +78,7 @@ def test_a_region_run_takes_its_layers_and_resolution_and_measures_its_windows(r
     assert all(plan.split.allows(TRAIN, top, left, 32, 32) for top, left in windows)
     assert 0 < plan.stats.positive_fraction < 1
     record = plan.split_record()
-    assert record["kind"] == "blocks" and record["spec"]["block_m"] == 64
+    assert record["kind"] == "blocks" and record["spec"]["block_m"] == 96
     assert record["grid"]["width"] == 384
 
 
@@ -127,7 +127,8 @@ def _bundle(planned, plan, seed: int = 0) -> ModelBundle:
 def test_points_are_scored_at_their_pixels_in_the_held_out_blocks(region, tmp_path):
     path = _points_region(region, tmp_path)
     planned, plan = plan_region(TrainConfig(out="run", region=path, **SMALL))
-    results = score_region(_bundle(planned, plan), plan.source, plan.split, TEST)
+    predict = bundle_predictor(_bundle(planned, plan))
+    results = score_region(predict, plan.source, plan.split, TEST, size=planned.size)
 
     frame = plan.source.inventory.frame
     inverse = ~plan.split.grid.transform

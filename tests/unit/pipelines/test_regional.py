@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import rasterio
-from scipy.ndimage import binary_dilation
+from scipy.ndimage import binary_dilation, label
 
 from pipelines.errors import InputError
 from pipelines.inventory import InventorySpec, read_inventory
@@ -14,7 +14,7 @@ from pipelines.raster import Grid
 from pipelines.regional.labels import window_labels
 from pipelines.regional.region_file import read_region_file
 from pipelines.regional.sampling import WindowSampler
-from pipelines.regional.split import TEST, VAL, SpatialSplit, SplitSpec
+from pipelines.regional.split import TEST, TRAIN, VAL, SpatialSplit, SplitSpec
 from pipelines.regional.windows import bind_region, measure_windows
 from pipelines.synthetic.writers import write_region
 
@@ -63,18 +63,63 @@ def test_blocks_are_dealt_deterministically_and_every_fold_tests_each_block_once
         SpatialSplit.of(grid, SplitSpec(block_m=1000, val_fraction=0.4, test_fraction=0.5))
 
 
-@pytest.mark.parametrize("kind", ["polygons", "points"])
+def test_kmeans_folds_are_compact_and_test_each_block_once(region):
+    _, grid, _ = region
+    specs = [SplitSpec(block_m=32, folds=5, fold=k, partition="kmeans", seed=2) for k in range(5)]
+    splits = [SpatialSplit.of(grid, spec) for spec in specs]
+    tested = sum(split.blocks == TEST for split in splits)
+    np.testing.assert_array_equal(tested, 1)
+    for split in splits:
+        _, pieces = label(split.blocks == TEST)
+        assert pieces == 1, "a k-means fold is one compact part of the region"
+        assert split.counts()["val"] > 0
+    again = SpatialSplit.of(grid, specs[0])
+    np.testing.assert_array_equal(again.blocks, splits[0].blocks)
+
+
+def test_random_folds_deal_pixels_and_count_only_training_pixels(region):
+    """The leaky contrast: test pixels lie among training pixels, and training windows hold them
+    (their loss counts only the training pixels)."""
+    files, grid, _ = region
+    splits = [
+        SpatialSplit.of(grid, SplitSpec(folds=4, fold=k, partition="random", seed=1))
+        for k in range(4)
+    ]
+    assert splits[0].block == 1 and splits[0].buffer == 0
+    tested = sum(split.blocks == TEST for split in splits)
+    np.testing.assert_array_equal(tested, 1)
+    assert abs((splits[0].blocks == TEST).mean() - 0.25) < 0.01
+    sampler = WindowSampler(splits[0], _polygons(files, grid), WINDOW, seed=5)
+    windows = sampler.train_windows(1)
+    assert len(windows) > 0
+    top, left = windows[0]
+    mask = splits[0].mask(TRAIN, int(top), int(left), WINDOW, WINDOW)
+    assert mask.any() and not mask.all()
+    with pytest.raises(InputError, match="random partition deals folds"):
+        SplitSpec(partition="random")
+
+
+def test_no_test_blocks_for_a_final_model(region):
+    _, grid, _ = region
+    split = SpatialSplit.of(grid, SplitSpec(block_m=64, val_fraction=0.15, test_fraction=0.0))
+    assert split.counts()["test"] == 0 and split.counts()["val"] == 10
+
+
+@pytest.mark.parametrize("kind", ["polygons", "points", "kmeans"])
 def test_no_training_window_touches_held_out_ground(region, kind):
     """Pixel by pixel: every training window of several epochs stays further than the buffer
     from every validation and test block."""
     files, grid, _ = region
-    split = SpatialSplit.of(grid, SplitSpec(block_m=96, buffer_m=20, seed=1))
+    spec = SplitSpec(block_m=96, buffer_m=20, seed=1)
+    if kind == "kmeans":
+        spec = SplitSpec(block_m=48, buffer_m=20, seed=1, folds=3, fold=1, partition="kmeans")
+    split = SpatialSplit.of(grid, spec)
     held_out = split.mask(VAL, 0, 0, grid.height, grid.width) | split.mask(
         TEST, 0, 0, grid.height, grid.width
     )
     # Dilating by the buffer in the chessboard metric covers the buffer's square around a window.
     forbidden = binary_dilation(held_out, np.ones((3, 3), bool), iterations=split.buffer)
-    inventory = _polygons(files, grid) if kind == "polygons" else _points(files, grid)
+    inventory = _points(files, grid) if kind == "points" else _polygons(files, grid)
     sampler = WindowSampler(split, inventory, WINDOW, seed=5)
     seen = 0
     for epoch in range(3):
