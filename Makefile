@@ -13,7 +13,7 @@ lint: setup
 	$(BIN)/ruff format --check .
 
 test: lint
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=40
 
 # The tests that train or compare model outputs, run as other x86-64 CPUs run them: PyTorch's
 # kernels (ATen, oneDNN, MKL) capped at AVX2, then at SSE4 (no AVX at all), then native on one

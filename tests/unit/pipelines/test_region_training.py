@@ -3,6 +3,7 @@ resolution, split, normalisation, refusals), a worker's epochs, and scoring held
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -166,3 +167,11 @@ def test_beyond_the_area_of_interest_nothing_is_known(region, tmp_path):
     assert not window.valid[:, 200:].any() and window.valid[:, :180].all()
     bounds = clipped.source.inventory.frame.total_bounds
     assert bounds[2] <= (left + right) / 2 + 1e-6
+
+
+def test_a_final_model_holds_out_no_test_blocks(region):
+    """After cross-validation the chosen model trains on all blocks but the validation ones."""
+    config = TrainConfig(out="run", region=str(region.layers), split_fractions=(0.84, 0.16, 0.0))
+    planned, plan = plan_region(replace(config, **SMALL))
+    counts = plan.counts()
+    assert counts["test_blocks"] == 0 and counts["val_blocks"] > 0 and counts["train_windows"] > 0
