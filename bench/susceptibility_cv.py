@@ -61,10 +61,10 @@ def main() -> None:
         out = args.out or str(tmp / "cv")
         lsmap("cv", "--region", str(region_file(tmp / "region")), "--out", out,
               f"--folds={args.folds}", f"--models={args.models}", "--partitions=blocks,random",
-              "--resolution-m=10", "--size=32", "--base-width=8", "--depth=3",
+              "--resolution-m=10", "--size=16", "--base-width=8", "--depth=3",
               "--batch-size=16", "--lr=2e-3", "--loss=bce", "--dropout=0.1",
               f"--epochs={args.epochs}", f"--windows-per-epoch={args.windows}",
-              "--block-m=800", "--buffer-m=50")  # fmt: skip
+              "--block-m=500", "--buffer-m=50")  # fmt: skip
         document = storage.read_json(storage.join(out, "cv.json"))
     summary = {(s["model"], s["partition"]): s for s in document["summary"]}
     models = args.models.split(",")
@@ -88,8 +88,8 @@ def main() -> None:
     notes = (
         f"A {args.size} m synthetic region (seed 0, --lithology), its points.csv (presences at "
         f"scar heads and absences, 10 m discs) on lithology (one-hot) and elevation, slope and "
-        f"relative elevation at 10 m; {args.folds} folds of 800 m blocks with a 50 m buffer, "
-        f"and {args.folds} random pixel folds. Networks: base 8, depth 3, 32 px windows, "
+        f"relative elevation at 10 m; {args.folds} folds of 500 m blocks with a 50 m buffer, "
+        f"and {args.folds} random pixel folds. Networks: base 8, depth 3, 16 px windows (160 m), "
         f"{args.epochs} epochs of {args.windows} windows, batch 16, lr 2e-3, bce. Baselines: "
         f"scikit-learn logistic regression (standardised, balanced) and a random forest (200 "
         f"trees), fitted on the labelled pixels of the networks' first-epoch windows. AUROC at "

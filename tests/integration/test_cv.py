@@ -58,7 +58,7 @@ def test_a_network_and_a_baseline_are_scored_on_every_fold_and_a_rerun_resumes(
     earlier = {"partition": "random", "repeat": 0, "fold": 0, "model": "unet"}
     earlier |= {"auroc": 0.625, "miou": 0.5, "f1": 0.25, "pixels": 100}
     finished.write_text(json.dumps(earlier))
-    command = _cv(region, out, "--models", "unet,forest", "--partitions", "random")
+    command = _cv(region, out, "--models", "unet,logistic", "--partitions", "random")
     assert main(command) == 0
     assert "4 fold run(s): 1 finished before, 3 to run" in capsys.readouterr().out
     assert json.loads(finished.read_text()) == earlier
@@ -69,7 +69,7 @@ def test_a_network_and_a_baseline_are_scored_on_every_fold_and_a_rerun_resumes(
         assert 0.0 <= row["auroc"] <= 1.0 and row["pixels"] > 0
     assert {(s["model"], s["partition"]) for s in document["summary"]} == {
         ("unet", "random"),
-        ("forest", "random"),
+        ("logistic", "random"),
     }
     assert (out / "runs" / "random-r0-f1-unet" / "model.lsmap").exists()
     assert not (out / "runs" / "random-r0-f0-unet").exists()

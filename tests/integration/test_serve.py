@@ -239,10 +239,8 @@ def _pixels(png: bytes) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(png)).convert("RGBA"))
 
 
-def test_a_zones_folder_shows_its_classes_with_their_legend(map_output, tmp_path):
+def test_a_zones_folder_shows_its_classes_with_their_legend(map_output, viewer, tmp_path):
     """``lsmap serve ZONES`` shows the classes of ``lsmap zones`` over the map it zoned."""
-    from playwright.sync_api import sync_playwright
-
     inventory = str(Path(map_output).parent / "region" / "inventory.gpkg")
     zones = str(tmp_path / "zones")
     assert main(["zones", "--map", map_output, "--inventory", inventory, "--out", zones]) == 0
@@ -260,13 +258,11 @@ def test_a_zones_folder_shows_its_classes_with_their_legend(map_output, tmp_path
         shown = {tuple(pixel) for pixel in rgba[rgba[..., 3] > 0][:, :3].tolist()}
         assert shown and shown <= colours, "zone tiles are drawn in the class colours only"
 
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=CHROMIUM)
-            page = browser.new_page()
-            page.goto(f"{base}/")
-            page.wait_for_function("() => window.lsmap !== undefined", timeout=90_000)
-            items = page.locator("#zones-classes li")
-            assert items.count() == len(document["names"])
-            assert "very high" in items.first.inner_text()
-            assert page.locator("#zones-legend").is_visible()
-            browser.close()
+        page = viewer.page.context.browser.new_page()  # the module's browser: one per thread
+        page.goto(f"{base}/")
+        page.wait_for_function("() => window.lsmap !== undefined", timeout=90_000)
+        items = page.locator("#zones-classes li")
+        assert items.count() == len(document["names"])
+        assert "very high" in items.first.inner_text()
+        assert page.locator("#zones-legend").is_visible()
+        page.close()
