@@ -210,12 +210,14 @@ class MapInputs:
         the same whichever window reads it: layers with a halo read their real neighbours.
         Raises :class:`UnreadableLayer` naming the file; :class:`InputError` for values the
         model cannot take (e.g. an unseen category)."""
-        encoded = {
-            source.layer.name: _read_layer(source, grid, window, plane) for source in self.sources
-        }
-        stack = self.stack.encode(encoded, grid)
-        for mask in self.masks:
-            stack[:, _read_layer(mask, grid, window, plane)[0] == 1] = np.nan
+        with storage.gdal_env():
+            encoded = {
+                source.layer.name: _read_layer(source, grid, window, plane)
+                for source in self.sources
+            }
+            stack = self.stack.encode(encoded, grid)
+            for mask in self.masks:
+                stack[:, _read_layer(mask, grid, window, plane)[0] == 1] = np.nan
         return stack
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from pipelines import storage
 from pipelines.chips import BandMoments
 from pipelines.errors import InputError
 from pipelines.inputs import MapInputs, bind_inputs
@@ -49,12 +50,13 @@ class RegionSource:
         """The ``size`` px window whose top-left pixel is ``(top, left)`` of :attr:`grid`."""
         window = (top, left, size, size)
         grid = self.grid.window(*window)
-        image = self.inputs.read(grid, window, self.grid)
-        landslide, known = window_labels(self.inventory, grid, self.point_radius_m)
-        if self.aoi is not None:
-            from rasterio.features import geometry_mask
+        with storage.gdal_env():
+            image = self.inputs.read(grid, window, self.grid)
+            landslide, known = window_labels(self.inventory, grid, self.point_radius_m)
+            if self.aoi is not None:
+                from rasterio.features import geometry_mask
 
-            known &= ~geometry_mask([self.aoi], (size, size), grid.transform)
+                known &= ~geometry_mask([self.aoi], (size, size), grid.transform)
         return RegionWindow(image, landslide, known & np.isfinite(image).all(axis=0))
 
 
