@@ -41,7 +41,7 @@ def test_points_alone_teach_a_model_that_ranks_held_out_points(tmp_path, capsys)
         dropout=0.0,
         block_m=256,
         buffer_m=16,
-        windows_per_epoch=96,
+        windows_per_epoch=128,
         # 30% of the blocks held out: enough points (about 30) for their ranking to mean much.
         split_fractions=(0.55, 0.15, 0.30),
     )
